@@ -1,0 +1,270 @@
+"""The `journeys` command: validate, compile and draw workflows.
+
+Exit codes: 0 all good (warnings allowed), 1 problems found (or --check found stale
+files), 2 the command itself was used wrongly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from journeys import __version__
+from journeys.compiler.diagnostics import Diagnostic
+from journeys.compiler.pipeline import CompileResult, compile_paths, render_machine
+
+MACHINE_SUFFIX = ".asl.json"
+
+MAIN_HELP = """\
+Journeys turns marketing workflows written in YAML into AWS Step Functions state machines.
+
+  journeys validate workflows/           check every workflow, report every problem
+  journeys compile workflows/ --out state_machines/
+                                         write one <id>.asl.json per workflow
+  journeys graph workflows/cart-abandonment.yaml --format html --out cart.html
+                                         draw a workflow (Mermaid, SVG or HTML)
+  journeys schema --out schema/workflow.schema.json
+                                         JSON Schema for editor completion
+
+The workflow language is described in docs/workflow-language.md.
+"""
+
+
+def _print_diagnostics(results: list[CompileResult]) -> tuple[int, int]:
+    errors = warnings = 0
+    for result in results:
+        for diagnostic in result.diagnostics:
+            print(diagnostic.format(), file=sys.stderr)
+            errors += diagnostic.is_error
+            warnings += not diagnostic.is_error
+    return errors, warnings
+
+
+def _progress(enabled: bool):  # type: ignore[no-untyped-def]
+    def show(position: int, total: int, path: Path) -> None:
+        if enabled and total > 1:
+            print(f"[{position}/{total}] {path}", file=sys.stderr)
+
+    return show
+
+
+def _load(paths: Sequence[str], verbose: bool) -> list[CompileResult]:
+    missing = [p for p in paths if not Path(p).exists()]
+    if missing:
+        raise SystemExit(_usage_error(f"no such file or directory: {', '.join(missing)}"))
+    results = compile_paths(paths, progress=_progress(verbose))
+    if not results:
+        raise SystemExit(_usage_error(f"no workflow files (*.yaml) in {', '.join(paths)}"))
+    return results
+
+
+def _usage_error(message: str) -> int:
+    print(f"journeys: error: {message}", file=sys.stderr)
+    return 2
+
+
+def command_validate(args: argparse.Namespace) -> int:
+    results = _load(args.paths, args.verbose)
+    errors, warnings = _print_diagnostics(results)
+    workflows = sum(1 for r in results if r.workflow is not None or r.file.endswith(".yaml"))
+    if errors:
+        print(f"✗ {errors} error(s), {warnings} warning(s) in {workflows} file(s)", file=sys.stderr)
+        return 1
+    valid = sum(1 for r in results if r.machine is not None)
+    print(f"✓ {valid} workflow(s) valid" + (f", {warnings} warning(s)" if warnings else ""))
+    return 0
+
+
+def command_compile(args: argparse.Namespace) -> int:
+    results = _load(args.paths, args.verbose)
+    errors, _ = _print_diagnostics(results)
+    if errors:
+        print(f"✗ {errors} error(s): nothing written", file=sys.stderr)
+        return 1
+    out = Path(args.out)
+    wanted = {
+        f"{r.workflow.id}{MACHINE_SUFFIX}": render_machine(r.machine)
+        for r in results if r.workflow is not None and r.machine is not None
+    }
+    if args.check:
+        return _check_outputs(out, wanted, prune=args.prune)
+    out.mkdir(parents=True, exist_ok=True)
+    # Write every file beside its destination first, then rename: a failure leaves the
+    # previous compiled set intact rather than half old, half new.
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for name, text in sorted(wanted.items()):
+            handle, temporary = tempfile.mkstemp(dir=out, prefix=".", suffix=".tmp")
+            with os.fdopen(handle, "w", encoding="utf-8") as stream:
+                stream.write(text)
+            staged.append((Path(temporary), out / name))
+    except OSError as error:
+        for temporary, _ in staged:
+            temporary.unlink(missing_ok=True)
+        print(f"✗ could not write to {out}: {error}", file=sys.stderr)
+        return 1
+    changed = 0
+    for temporary, target in staged:
+        before = target.read_text(encoding="utf-8") if target.exists() else None
+        os.replace(temporary, target)
+        if before != wanted[target.name]:
+            changed += 1
+            print(f"  wrote {target}")
+    removed = 0
+    if args.prune:
+        for stale in sorted(out.glob(f"*{MACHINE_SUFFIX}")):
+            if stale.name not in wanted:
+                stale.unlink()
+                removed += 1
+                print(f"  removed {stale} (no workflow compiles to it)")
+    print(f"✓ compiled {len(wanted)} workflow(s) into {out}/ ({changed} changed"
+          + (f", {removed} removed" if removed else "") + ")")
+    return 0
+
+
+def _check_outputs(out: Path, wanted: dict[str, str], prune: bool) -> int:
+    stale = []
+    for name, text in sorted(wanted.items()):
+        path = out / name
+        if not path.exists():
+            stale.append(f"{path} is missing")
+        elif path.read_text(encoding="utf-8") != text:
+            stale.append(f"{path} differs from its workflow")
+    if prune and out.is_dir():
+        stale += [f"{p} has no workflow" for p in sorted(out.glob(f"*{MACHINE_SUFFIX}"))
+                  if p.name not in wanted]
+    if stale:
+        for line in stale:
+            print(f"✗ {line}", file=sys.stderr)
+        print(f"run `journeys compile workflows/ --out {out}/` and commit the result",
+              file=sys.stderr)
+        return 1
+    print(f"✓ {len(wanted)} compiled state machine(s) in {out}/ are up to date")
+    return 0
+
+
+def command_graph(args: argparse.Namespace) -> int:
+    from journeys.compiler import graph
+
+    results = _load([args.file], verbose=False)
+    errors, _ = _print_diagnostics(results)
+    result = results[0]
+    if errors or result.journey is None:
+        print("✗ fix the errors above to draw this workflow", file=sys.stderr)
+        return 1
+    text = graph.render(result.journey, args.format)
+    if args.out:
+        target = Path(args.out)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        print(f"✓ wrote {args.format} graph of {result.journey.workflow.id} to {target}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def command_schema(args: argparse.Namespace) -> int:
+    from journeys.compiler.schema import render_schema
+
+    text = render_schema()
+    if not args.out:
+        sys.stdout.write(text)
+        return 0
+    target = Path(args.out)
+    if args.check:
+        if not target.exists() or target.read_text(encoding="utf-8") != text:
+            print(f"✗ {target} is out of date: run `journeys schema --out {target}`",
+                  file=sys.stderr)
+            return 1
+        print(f"✓ {target} is up to date")
+        return 0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    print(f"✓ wrote {target}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="journeys", description=MAIN_HELP, formatter_class=formatter)
+    parser.add_argument("--version", action="version", version=f"journeys {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    validate = commands.add_parser(
+        "validate", help="check workflows and report every problem", formatter_class=formatter,
+        description="Check workflow files and print every problem at once, each with its "
+        "file:line:column, the step, what is wrong and how to fix it.",
+        epilog="examples:\n  journeys validate workflows/\n  journeys validate "
+        "workflows/cart-abandonment.yaml\n\nexit status: 0 valid (warnings allowed), 1 errors "
+        "found, 2 bad usage")
+    validate.add_argument("paths", nargs="+", metavar="PATH",
+                          help="workflow .yaml files or directories of them")
+    validate.add_argument("-v", "--verbose", action="store_true", help="show progress per file")
+    validate.set_defaults(run=command_validate)
+
+    compile_ = commands.add_parser(
+        "compile", help="compile workflows to Step Functions state machines",
+        formatter_class=formatter,
+        description="Validate, then write one Amazon States Language file per workflow "
+        "(<id>.asl.json). Nothing is written if any workflow has an error. Resources appear "
+        "as ${Substitutions} that SAM fills from DefinitionSubstitutions.",
+        epilog="examples:\n  journeys compile workflows/ --out state_machines/\n  journeys "
+        "compile workflows/ --out state_machines/ --check   # CI: fail if out of date")
+    compile_.add_argument("paths", nargs="+", metavar="PATH", help="workflow files or directories")
+    compile_.add_argument("--out", default="state_machines", metavar="DIR",
+                          help="where to write the .asl.json files (default: state_machines)")
+    compile_.add_argument("--check", action="store_true",
+                          help="write nothing; exit 1 if the files in --out are not current")
+    compile_.add_argument("--no-prune", dest="prune", action="store_false",
+                          help="keep .asl.json files whose workflow no longer exists")
+    compile_.add_argument("-v", "--verbose", action="store_true", help="show progress per file")
+    compile_.set_defaults(run=command_compile)
+
+    graph = commands.add_parser(
+        "graph", help="draw a workflow as Mermaid, SVG or HTML", formatter_class=formatter,
+        description="Draw the steps of a workflow and the paths between them, labelled as in "
+        "the YAML. Mermaid text pastes into GitHub comments and docs; SVG and HTML are "
+        "self-contained pictures that need no network.",
+        epilog="examples:\n  journeys graph workflows/cart-abandonment.yaml\n  journeys graph "
+        "workflows/cart-abandonment.yaml --format html --out build/cart.html")
+    graph.add_argument("file", help="a workflow .yaml file")
+    graph.add_argument("--format", choices=("mermaid", "svg", "html"), default="mermaid",
+                       help="output format (default: mermaid)")
+    graph.add_argument("--out", metavar="FILE", help="write here instead of standard output")
+    graph.set_defaults(run=command_graph)
+
+    schema = commands.add_parser(
+        "schema", help="print or write the JSON Schema of workflow files",
+        formatter_class=formatter,
+        description="The JSON Schema generated from the workflow models. Point your editor at "
+        "it for completion and checking:\n  # yaml-language-server: "
+        "$schema=../schema/workflow.schema.json")
+    schema.add_argument("--out", metavar="FILE", help="write here instead of standard output")
+    schema.add_argument("--check", action="store_true",
+                        help="with --out: exit 1 if the file is not current")
+    schema.set_defaults(run=command_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+def format_diagnostics(diagnostics: list[Diagnostic]) -> str:
+    return "\n".join(d.format() for d in diagnostics)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

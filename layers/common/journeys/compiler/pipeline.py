@@ -1,0 +1,102 @@
+"""Run the compiler stages over files and directories; what the CLI and tests call."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from journeys.compiler import ir
+from journeys.compiler.check import check_machine
+from journeys.compiler.diagnostics import Diagnostic, Severity, sort_key
+from journeys.compiler.emit import emit_journey
+from journeys.compiler.models import Workflow
+from journeys.compiler.parse import parse_workflow
+from journeys.compiler.source import load_yaml
+from journeys.compiler.validate import TemplateIndex, validate_journey
+
+TEMPLATES_DIR = "templates"
+
+
+@dataclass
+class CompileResult:
+    file: str
+    workflow: Workflow | None = None
+    journey: ir.Journey | None = None
+    machine: dict[str, Any] | None = None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.is_error for d in self.diagnostics)
+
+
+def workflow_files(paths: Iterable[str | Path]) -> list[Path]:
+    """The workflow files named, or found directly inside the directories named."""
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.glob("*.y*ml") if p.suffix in (".yaml", ".yml")))
+        else:
+            files.append(path)
+    return files
+
+
+def compile_text(text: str, file: str, templates: TemplateIndex,
+                 known_workflows: frozenset[str] | None = None) -> CompileResult:
+    result = CompileResult(file=file)
+    document = load_yaml(text, file)
+    workflow, result.diagnostics = parse_workflow(document)
+    if workflow is None:
+        return result
+    result.workflow = workflow
+    journey = ir.build_journey(workflow, file)
+    result.journey = journey
+    result.diagnostics += validate_journey(journey, document, templates, known_workflows)
+    if result.ok:
+        machine = emit_journey(journey)
+        problems = check_machine(machine)
+        result.diagnostics += [
+            Diagnostic(Severity.ERROR, file, 1, 1, f"internal compiler error: {problem}",
+                       "please report this with the workflow file")
+            for problem in problems
+        ]
+        if not problems:
+            result.machine = machine
+    return result
+
+
+def compile_paths(paths: Iterable[str | Path],
+                  progress: Callable[[int, int, Path], None] | None = None
+                  ) -> list[CompileResult]:
+    files = workflow_files(paths)
+    results: list[CompileResult] = []
+    indexes: dict[Path, TemplateIndex] = {}
+    for position, path in enumerate(files, start=1):
+        if progress:
+            progress(position, len(files), path)
+        directory = path.parent
+        index = indexes.setdefault(directory, TemplateIndex(directory / TEMPLATES_DIR))
+        known = frozenset(p.stem for p in workflow_files([directory]))
+        if not path.is_file():
+            results.append(CompileResult(str(path), diagnostics=[Diagnostic(
+                Severity.ERROR, str(path), 1, 1, "no such file",
+                "give a workflow .yaml file or a directory of them")]))
+            continue
+        text = path.read_text(encoding="utf-8")
+        results.append(compile_text(text, str(path), index, known))
+    # Template problems belong to the template file: report each once, after the workflows.
+    for index in indexes.values():
+        for name, problems in index.problems.items():
+            results.append(CompileResult(str(index.directory / f"{name}.yaml"), diagnostics=problems))
+    for result in results:
+        result.diagnostics.sort(key=sort_key)
+    return results
+
+
+def render_machine(machine: dict[str, Any]) -> str:
+    """The committed form of a state machine: stable key order, 2-space indent, newline."""
+    return json.dumps(machine, indent=2, ensure_ascii=False) + "\n"
