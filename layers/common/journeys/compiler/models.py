@@ -240,6 +240,13 @@ class ReachableCondition(StrictModel):
     reachable: Channel
 
 
+class StartedByCondition(StrictModel):
+    """The journey was started by this trigger (for workflows with several triggers):
+    an event name, or a trigger key such as `segment_entered:d-30` or `tag_added:vip`."""
+
+    started_by: str
+
+
 class AllCondition(StrictModel):
     """Every condition holds."""
 
@@ -266,6 +273,7 @@ CONDITION_KEYS: dict[str, str] = {
     "opened": "opened",
     "clicked": "clicked",
     "reachable": "reachable",
+    "started_by": "started_by",
     "all": "all",
     "any": "any",
     "not": "not",
@@ -297,6 +305,7 @@ Condition = Annotated[
     | Annotated[OpenedCondition, Tag("opened")]
     | Annotated[ClickedCondition, Tag("clicked")]
     | Annotated[ReachableCondition, Tag("reachable")]
+    | Annotated[StartedByCondition, Tag("started_by")]
     | Annotated[AllCondition, Tag("all")]
     | Annotated[AnyCondition, Tag("any")]
     | Annotated[NotCondition, Tag("not")],
@@ -318,11 +327,19 @@ class EventTrigger(StrictModel):
     event: EventName
     where: Where | None = Field(None, description="Property filters on the event.")
 
+    def key(self) -> str:
+        """How the router and `started_by` name this trigger."""
+        return f"event:{self.event}"
+
 
 class TagAddedTrigger(StrictModel):
     """Enter when a tag is added to the contact."""
 
     tag_added: Name
+
+    def key(self) -> str:
+        """How the router and `started_by` name this trigger."""
+        return f"tag_added:{self.tag_added}"
 
 
 class TagRemovedTrigger(StrictModel):
@@ -330,11 +347,19 @@ class TagRemovedTrigger(StrictModel):
 
     tag_removed: Name
 
+    def key(self) -> str:
+        """How the router and `started_by` name this trigger."""
+        return f"tag_removed:{self.tag_removed}"
+
 
 class SegmentEnteredTrigger(StrictModel):
     """Enter when the contact enters a segment."""
 
     segment_entered: Name
+
+    def key(self) -> str:
+        """How the router and `started_by` name this trigger."""
+        return f"segment_entered:{self.segment_entered}"
 
 
 class SegmentExitedTrigger(StrictModel):
@@ -342,12 +367,20 @@ class SegmentExitedTrigger(StrictModel):
 
     segment_exited: Name
 
+    def key(self) -> str:
+        """How the router and `started_by` name this trigger."""
+        return f"segment_exited:{self.segment_exited}"
+
 
 class AttributeChangedTrigger(StrictModel):
     """Enter when a contact attribute changes (optionally to a matching value)."""
 
     attribute_changed: AttributeName
     to: Comparison | None = Field(None, description="Only when the new value matches.")
+
+    def key(self) -> str:
+        """How the router and `started_by` name this trigger."""
+        return f"attribute_changed:{self.attribute_changed}"
 
 
 class DateTrigger(StrictModel):
@@ -361,6 +394,10 @@ class DateTrigger(StrictModel):
     offset: DurationField | None = Field(None, description="Negative = before the date.")
     at: TimeOfDay = Field("09:00", description="Time of day in the contact's time zone.")
 
+    def key(self) -> str:
+        """How the router and `started_by` name this trigger."""
+        return f"date:{self.date}"
+
 
 class ListTrigger(StrictModel):
     """Enter when the contact subscribes to or is added to a list (a CSV upload into the
@@ -368,11 +405,19 @@ class ListTrigger(StrictModel):
 
     list: Name
 
+    def key(self) -> str:
+        """How the router and `started_by` name this trigger."""
+        return f"list:{self.list}"
+
 
 class InactivityTrigger(StrictModel):
     """Enter when the contact has had no interaction for this long."""
 
     inactive_for: DurationField
+
+    def key(self) -> str:
+        """How the router and `started_by` name this trigger."""
+        return f"inactive_for:{self.inactive_for.text}"
 
 
 TRIGGER_KEYS: dict[str, str] = {
@@ -895,11 +940,23 @@ class Workflow(StrictModel):
     id: WorkflowId = Field(description="Matches the file name; names the state machine.")
     name: str = Field(min_length=1, max_length=120)
     description: str | None = None
-    trigger: Trigger
+    trigger: Trigger | list[Trigger] = Field(
+        description="How contacts enter: one trigger, or a list of which any one enters."
+    )
     settings: Settings = Settings()
     goal: Goal | None = None
     exit: list[ExitCriterion] = Field(default_factory=list)
     steps: list[Step] = Field(min_length=1)
+
+    @field_validator("trigger")
+    @classmethod
+    def _some_trigger(cls, value: Any) -> Any:
+        if isinstance(value, list) and not value:
+            raise ValueError("give at least one trigger")
+        return value
+
+    def triggers(self) -> list[Any]:
+        return list(self.trigger) if isinstance(self.trigger, list) else [self.trigger]
 
 
 STEP_TYPES: dict[str, type[BaseModel]] = {

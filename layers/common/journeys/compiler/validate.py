@@ -198,6 +198,8 @@ class Checker:
     def check_references(self) -> None:
         ids = {n.step.id: n for n in self.journey.nodes.values() if getattr(n.step, "id", None)}
         sends = {i for i, n in ids.items() if n.kind in m.SEND_CHANNELS}
+        trigger_keys = [t.key() for t in self.journey.workflow.triggers()]
+        short = [k.removeprefix("event:") for k in trigger_keys]
         for node in self.journey.nodes.values():
             if node.kind == "goto" and node.step.step not in ids:
                 self.node_report(node, f'goto jumps to "{node.step.step}", but no step has that id.'
@@ -212,6 +214,12 @@ class Checker:
                                  code="unknown-workflow")
             for branch in node.branches:
                 for condition, where in _conditions(branch.condition, branch.path):
+                    started_by = getattr(condition, "started_by", None)
+                    if started_by is not None and started_by not in trigger_keys + short:
+                        self.report((*where, "started_by"), f'"{started_by}" is not one of this '
+                                    "workflow's triggers." + did_you_mean(started_by, short),
+                                    "triggers here: " + ", ".join(short), step=node.label,
+                                    code="unknown-trigger")
                     target = getattr(condition, "opened", None) or getattr(condition, "clicked", None)
                     if target is not None and target not in sends:
                         verb = "opened" if getattr(condition, "opened", None) else "clicked"
@@ -330,10 +338,12 @@ class Checker:
         if workflow.settings.quiet_hours is not None:
             self.report(("settings", "quiet_hours"), "quiet hours need a time zone for contacts "
                         "who have none", hint, code="no-time-zone")
-        if isinstance(workflow.trigger, m.DateTrigger):
-            self.report(("trigger", "date"), f"the date trigger fires at {workflow.trigger.at}, "
-                        "which needs a time zone for contacts who have none", hint,
-                        code="no-time-zone")
+        for index, trigger in enumerate(workflow.triggers()):
+            if isinstance(trigger, m.DateTrigger):
+                where = ("trigger", index, "date") if isinstance(workflow.trigger, list) \
+                    else ("trigger", "date")
+                self.report(where, f"the date trigger fires at {trigger.at}, which needs a "
+                            "time zone for contacts who have none", hint, code="no-time-zone")
         for node in self.journey.nodes.values():
             timed = node.kind == "wait_for_window" or (node.kind == "wait_until" and node.step.at)
             if timed and node.step.time_zone is None:
@@ -364,7 +374,7 @@ class Checker:
     def check_templates(self, reachable: list[str]) -> None:
         available = self.fetched_before(reachable)
         names = self.templates.names()
-        has_event = isinstance(self.journey.workflow.trigger, m.EventTrigger)
+        has_event = any(isinstance(t, m.EventTrigger) for t in self.journey.workflow.triggers())
         for key in reachable:
             node = self.journey.nodes[key]
             if node.kind not in ir.SEND_KINDS:
