@@ -136,7 +136,8 @@ class _Builder:
             yes = self.build_list(step.yes, (*path, "yes"), following)
             no = self.build_list(step.no, (*path, "no"), following)
             condition = step.condition if kind == "decision" else None
-            branches += [Branch("Yes", yes, (*path, "yes"), condition), Branch("No", no, (*path, "no"))]
+            # A decision's condition sits on the step itself (path), not under yes:.
+            branches += [Branch("Yes", yes, path, condition), Branch("No", no, (*path, "no"))]
             next_key = None
         elif kind == "split":
             for index, split_path in enumerate(step.paths):
