@@ -4,7 +4,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from journeys.compiler.pipeline import CompileResult, compile_paths
 
 ROOT = Path(__file__).resolve().parents[1]

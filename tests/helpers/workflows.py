@@ -16,20 +16,23 @@ text: "Hello"
 """
 
 
-def write_workflow(directory: Path, text: str, name: str = "demo",
-                   templates: dict[str, str] | None = None) -> Path:
+def write_workflow(
+    directory: Path, text: str, name: str = "demo", templates: dict[str, str] | None = None
+) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "templates").mkdir(exist_ok=True)
     for template_name, body in (templates or {"hello": EMAIL}).items():
         (directory / "templates" / f"{template_name}.yaml").write_text(
-            textwrap.dedent(body), encoding="utf-8")
+            textwrap.dedent(body), encoding="utf-8"
+        )
     path = directory / f"{name}.yaml"
     path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
     return path
 
 
-def compile_one(directory: Path, text: str, name: str = "demo",
-                templates: dict[str, str] | None = None) -> CompileResult:
+def compile_one(
+    directory: Path, text: str, name: str = "demo", templates: dict[str, str] | None = None
+) -> CompileResult:
     write_workflow(directory, text, name, templates)
     results = compile_paths([directory / f"{name}.yaml"])
     primary = results[0]
@@ -41,5 +44,6 @@ def compile_one(directory: Path, text: str, name: str = "demo",
 def only(diagnostics: list[Diagnostic], code: str) -> Diagnostic:
     found = [d for d in diagnostics if d.code == code]
     assert len(found) == 1, f"expected one {code!r}, got: " + "\n".join(
-        d.format() for d in diagnostics)
+        d.format() for d in diagnostics
+    )
     return found[0]

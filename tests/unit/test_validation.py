@@ -6,10 +6,10 @@ import random
 from pathlib import Path
 
 import pytest
-
 from journeys.compiler.diagnostics import Severity
 from journeys.compiler.pipeline import compile_text
 from journeys.compiler.validate import TemplateIndex
+
 from tests.helpers.workflows import compile_one, only
 
 HEADER = """
@@ -26,25 +26,32 @@ def errors_of(tmp_path: Path, body: str, **kwargs: object) -> list:  # type: ign
 
 
 def test_valid_workflow_compiles(tmp_path: Path) -> None:
-    result = compile_one(tmp_path, HEADER + """
+    result = compile_one(
+        tmp_path,
+        HEADER
+        + """
 steps:
   - type: send_email
     label: Say hello
     template: hello
   - type: end
-""")
+""",
+    )
     assert result.ok, [d.format() for d in result.diagnostics]
     assert result.machine is not None
 
 
 def test_misspelt_step_type_suggests_the_right_one(tmp_path: Path) -> None:
-    diagnostics = errors_of(tmp_path, """
+    diagnostics = errors_of(
+        tmp_path,
+        """
 steps:
   - type: send_emial
     label: Say hello
     template: hello
   - type: end
-""")
+""",
+    )
     error = only(diagnostics, "union_tag_invalid")
     assert (error.line, error.column) == (7, 5)
     assert 'unknown step type "send_emial"' in error.message
@@ -53,13 +60,16 @@ steps:
 
 
 def test_misspelt_field_suggests_the_right_one(tmp_path: Path) -> None:
-    diagnostics = errors_of(tmp_path, """
+    diagnostics = errors_of(
+        tmp_path,
+        """
 steps:
   - type: send_email
     label: Say hello
     templte: hello
   - type: end
-""")
+""",
+    )
     error = only(diagnostics, "extra_forbidden")
     assert (error.line, error.column) == (9, 5)
     assert 'unknown field "templte". Did you mean "template"?' in error.message
@@ -68,13 +78,16 @@ steps:
 
 
 def test_bad_duration_explains_the_format(tmp_path: Path) -> None:
-    diagnostics = errors_of(tmp_path, """
+    diagnostics = errors_of(
+        tmp_path,
+        """
 steps:
   - type: wait
     label: Pause
     for: 3 dayz
   - type: end
-""")
+""",
+    )
     error = only(diagnostics, "value_error")
     assert error.line == 9
     assert "unknown time unit 'dayz'" in error.message
@@ -82,16 +95,24 @@ steps:
 
 
 def test_bare_number_is_not_a_duration(tmp_path: Path) -> None:
-    error = only(errors_of(tmp_path, """
+    error = only(
+        errors_of(
+            tmp_path,
+            """
 steps:
   - {type: wait, label: Pause, for: 30}
   - type: end
-"""), "value_error")
+""",
+        ),
+        "value_error",
+    )
     assert "no unit" in error.message
 
 
 def test_dangling_jump(tmp_path: Path) -> None:
-    diagnostics = errors_of(tmp_path, """
+    diagnostics = errors_of(
+        tmp_path,
+        """
 steps:
   - id: greet
     type: send_email
@@ -99,14 +120,18 @@ steps:
     template: hello
   - type: goto
     step: gret
-""")
+""",
+    )
     error = only(diagnostics, "dangling-jump")
     assert error.line == 12
     assert 'no step has that id. Did you mean "greet"?' in error.message
 
 
 def test_unreachable_step(tmp_path: Path) -> None:
-    error = only(errors_of(tmp_path, """
+    error = only(
+        errors_of(
+            tmp_path,
+            """
 steps:
   - type: end
   - type: send_email
@@ -114,13 +139,19 @@ steps:
     template: hello
   - type: end
     label: Also never
-"""), "unreachable")
+""",
+        ),
+        "unreachable",
+    )
     assert error.line == 8  # reported once, where the dead region starts
     assert error.step == "Never sent"
 
 
 def test_path_without_end(tmp_path: Path) -> None:
-    error = only(errors_of(tmp_path, """
+    error = only(
+        errors_of(
+            tmp_path,
+            """
 steps:
   - type: decision
     label: Is VIP?
@@ -131,14 +162,20 @@ steps:
   - type: send_email
     label: Say hello
     template: hello
-"""), "no-end")
+""",
+        ),
+        "no-end",
+    )
     assert error.line == 13
     assert "without an end" in error.message
     assert "type: end" in error.hint
 
 
 def test_loop_without_wait(tmp_path: Path) -> None:
-    error = only(errors_of(tmp_path, """
+    error = only(
+        errors_of(
+            tmp_path,
+            """
 steps:
   - id: greet
     type: send_email
@@ -149,13 +186,19 @@ steps:
     step: greet
     max_times: 3
   - type: end
-"""), "loop-without-wait")
+""",
+        ),
+        "loop-without-wait",
+    )
     assert error.line == 11
     assert "no wait" in error.message
 
 
 def test_unbounded_loop_needs_max_times(tmp_path: Path) -> None:
-    error = only(errors_of(tmp_path, """
+    error = only(
+        errors_of(
+            tmp_path,
+            """
 steps:
   - id: pause
     type: wait
@@ -163,12 +206,18 @@ steps:
     for: 1 day
   - type: goto
     step: pause
-"""), "unbounded-loop")
+""",
+        ),
+        "unbounded-loop",
+    )
     assert "max_times" in error.hint and "repeat" in error.hint
 
 
 def test_loop_that_would_overflow_the_history(tmp_path: Path) -> None:
-    error = only(errors_of(tmp_path, """
+    error = only(
+        errors_of(
+            tmp_path,
+            """
 steps:
   - id: nudge
     type: send_email
@@ -182,14 +231,19 @@ steps:
     step: nudge
     max_times: 5000
   - type: end
-"""), "history-limit")
+""",
+        ),
+        "history-limit",
+    )
     assert error.line == 17
     assert "25,000" in error.message
     assert "repeat" in error.hint
 
 
 def test_duplicate_ids_and_labels(tmp_path: Path) -> None:
-    diagnostics = errors_of(tmp_path, """
+    diagnostics = errors_of(
+        tmp_path,
+        """
 steps:
   - id: hello
     type: send_email
@@ -200,7 +254,8 @@ steps:
     label: Say hello
     template: hello
   - type: end
-""")
+""",
+    )
     duplicate_id = only(diagnostics, "duplicate-id")
     assert duplicate_id.line == 11
     assert "first used on line 7" in duplicate_id.message
@@ -211,31 +266,45 @@ steps:
 
 def test_label_too_long_for_a_state_name(tmp_path: Path) -> None:
     label = "Is this contact " + "really " * 10 + "engaged?"
-    error = only(errors_of(tmp_path, f"""
+    error = only(
+        errors_of(
+            tmp_path,
+            f"""
 steps:
   - type: decision
     label: {label}
     condition: {{tag: engaged}}
   - type: end
-"""), "label-too-long")
+""",
+        ),
+        "label-too-long",
+    )
     assert error.line == 8
     assert "at most 73 characters" in error.hint  # "Check: " takes 7 of the 80
 
 
 def test_wait_longer_than_a_year(tmp_path: Path) -> None:
-    error = only(errors_of(tmp_path, """
+    error = only(
+        errors_of(
+            tmp_path,
+            """
 steps:
   - type: wait
     label: Hibernate
     for: 400 days
   - type: end
-"""), "wait-too-long")
+""",
+        ),
+        "wait-too-long",
+    )
     assert error.line == 9
     assert "longer than one year" in error.message
 
 
 def test_time_window_without_time_zone(tmp_path: Path) -> None:
-    result = compile_one(tmp_path, """
+    result = compile_one(
+        tmp_path,
+        """
 id: demo
 name: Demo
 trigger: {event: signed_up}
@@ -244,44 +313,58 @@ steps:
     label: Office hours
     days: [mon, tue, wed, thu, fri]
   - type: end
-""")
+""",
+    )
     error = only(result.diagnostics, "no-time-zone")
     assert error.line == 5
     assert "settings: time_zone" in error.hint
 
 
 def test_unknown_time_zone_suggests_one(tmp_path: Path) -> None:
-    result = compile_one(tmp_path, """
+    result = compile_one(
+        tmp_path,
+        """
 id: demo
 name: Demo
 trigger: {event: signed_up}
 settings: {time_zone: Europe/Pariss}
 steps:
   - type: end
-""")
+""",
+    )
     assert any('Did you mean "Europe/Paris"?' in d.message for d in result.diagnostics)
 
 
 def test_missing_template_suggests_one(tmp_path: Path) -> None:
-    error = only(errors_of(tmp_path, """
+    error = only(
+        errors_of(
+            tmp_path,
+            """
 steps:
   - type: send_email
     label: Say hello
     template: helo
   - type: end
-"""), "missing-template")
+""",
+        ),
+        "missing-template",
+    )
     assert error.line == 9
     assert 'Did you mean "hello"?' in error.message
 
 
 def test_template_variable_the_step_cannot_know(tmp_path: Path) -> None:
-    templates = {"recs": """
+    templates = {
+        "recs": """
         channel: email
         subject: Picked for you
         html: "{% for p in data.recommendations %}{{ p.name }}{% endfor %}"
         text: "{{ contact.first_name }} {{ cart.total }}"
-        """}
-    diagnostics = errors_of(tmp_path, """
+        """
+    }
+    diagnostics = errors_of(
+        tmp_path,
+        """
 steps:
   - type: send_email
     label: Recommend
@@ -291,7 +374,9 @@ steps:
     url: https://example.com/recs
     save_as: recommendations
   - type: end
-""", templates=templates)
+""",
+        templates=templates,
+    )
     unknown = [d for d in diagnostics if d.code == "unknown-variable"]
     messages = " | ".join(d.message for d in unknown)
     assert "data.recommendations" in messages and "no fetch step" in messages
@@ -300,33 +385,47 @@ steps:
 
 
 def test_event_variables_need_an_event_trigger(tmp_path: Path) -> None:
-    templates = {"t": """
+    templates = {
+        "t": """
         channel: sms
         text: "Your order {{ event.order_id }}"
-        """}
-    result = compile_one(tmp_path, """
+        """
+    }
+    result = compile_one(
+        tmp_path,
+        """
 id: demo
 name: Demo
 trigger: {tag_added: vip}
 steps:
   - {type: send_sms, label: Text, template: t}
   - type: end
-""", templates=templates)
+""",
+        templates=templates,
+    )
     error = only(result.diagnostics, "unknown-variable")
     assert "not started by an event" in error.message
 
 
 def test_template_channel_must_match_the_step(tmp_path: Path) -> None:
-    error = only(errors_of(tmp_path, """
+    error = only(
+        errors_of(
+            tmp_path,
+            """
 steps:
   - {type: send_sms, label: Text, template: hello}
   - type: end
-"""), "template-channel")
+""",
+        ),
+        "template-channel",
+    )
     assert "is a email template, but this step sends sms" in error.message
 
 
 def test_frequency_cap_warning(tmp_path: Path) -> None:
-    result = compile_one(tmp_path, """
+    result = compile_one(
+        tmp_path,
+        """
 id: demo
 name: Demo
 trigger: {event: signed_up}
@@ -339,7 +438,8 @@ steps:
   - {type: wait, label: Long pause, for: 2 days}
   - {type: send_email, label: Three, template: hello}
   - type: end
-""")
+""",
+    )
     warning = only(result.diagnostics, "frequency-cap")
     assert warning.severity is Severity.WARNING
     assert "up to 2 messages within 1 day" in warning.message
@@ -347,7 +447,9 @@ steps:
 
 
 def test_all_errors_reported_at_once(tmp_path: Path) -> None:
-    diagnostics = errors_of(tmp_path, """
+    diagnostics = errors_of(
+        tmp_path,
+        """
 steps:
   - type: wait
     label: Pause
@@ -355,26 +457,33 @@ steps:
   - type: send_sms
     labl: Text
   - type: jump
-""")
+""",
+    )
     assert len([d for d in diagnostics if d.is_error]) >= 4
     assert sorted({d.line for d in diagnostics}) == [9, 10, 11, 12]
 
 
 def test_misspelt_condition_key(tmp_path: Path) -> None:
-    diagnostics = errors_of(tmp_path, """
+    diagnostics = errors_of(
+        tmp_path,
+        """
 steps:
   - type: decision
     label: VIP?
     condition: {tagg: vip}
   - type: end
-""")
+""",
+    )
     error = only(diagnostics, "condition_kind")
     assert 'Did you mean "tag"?' in error.message
     assert error.line == 9
 
 
 def test_opened_must_name_a_send_step(tmp_path: Path) -> None:
-    error = only(errors_of(tmp_path, """
+    error = only(
+        errors_of(
+            tmp_path,
+            """
 steps:
   - {id: welcome, type: send_email, label: Welcome, template: hello}
   - {type: wait, label: Pause, for: 1 day}
@@ -382,7 +491,10 @@ steps:
     label: Opened?
     condition: {opened: welcom}
   - type: end
-"""), "dangling-message")
+""",
+        ),
+        "dangling-message",
+    )
     assert 'Did you mean "welcome"?' in error.message
     assert error.line == 11
 
@@ -394,11 +506,17 @@ def test_file_name_must_match_id(tmp_path: Path) -> None:
 
 
 def test_start_workflow_must_exist(tmp_path: Path) -> None:
-    error = only(errors_of(tmp_path, """
+    error = only(
+        errors_of(
+            tmp_path,
+            """
 steps:
   - {type: start_workflow, label: Nurture, workflow: nurture}
   - type: end
-"""), "unknown-workflow")
+""",
+        ),
+        "unknown-workflow",
+    )
     assert 'there is no workflow "nurture"' in error.message
 
 
@@ -412,8 +530,9 @@ steps:
         ("id: demo\nname: A\nname: B\n", 3, 'duplicate key "name"'),
     ],
 )
-def test_malformed_yaml_is_an_error_not_a_crash(tmp_path: Path, text: str, line: int,
-                                                fragment: str) -> None:
+def test_malformed_yaml_is_an_error_not_a_crash(
+    tmp_path: Path, text: str, line: int, fragment: str
+) -> None:
     result = compile_text(text, "demo.yaml", TemplateIndex(tmp_path))
     assert not result.ok
     first = result.diagnostics[0]

@@ -88,7 +88,8 @@ def command_compile(args: argparse.Namespace) -> int:
     out = Path(args.out)
     wanted = {
         f"{r.workflow.id}{MACHINE_SUFFIX}": render_machine(r.machine)
-        for r in results if r.workflow is not None and r.machine is not None
+        for r in results
+        if r.workflow is not None and r.machine is not None
     }
     if args.check:
         return _check_outputs(out, wanted, prune=args.prune)
@@ -98,13 +99,13 @@ def command_compile(args: argparse.Namespace) -> int:
     staged: list[tuple[Path, Path]] = []
     try:
         for name, text in sorted(wanted.items()):
-            handle, temporary = tempfile.mkstemp(dir=out, prefix=".", suffix=".tmp")
+            handle, temporary_name = tempfile.mkstemp(dir=out, prefix=".", suffix=".tmp")
             with os.fdopen(handle, "w", encoding="utf-8") as stream:
                 stream.write(text)
-            staged.append((Path(temporary), out / name))
+            staged.append((Path(temporary_name), out / name))
     except OSError as error:
-        for temporary, _ in staged:
-            temporary.unlink(missing_ok=True)
+        for staged_path, _ in staged:
+            staged_path.unlink(missing_ok=True)
         print(f"✗ could not write to {out}: {error}", file=sys.stderr)
         return 1
     changed = 0
@@ -121,8 +122,11 @@ def command_compile(args: argparse.Namespace) -> int:
                 stale.unlink()
                 removed += 1
                 print(f"  removed {stale} (no workflow compiles to it)")
-    print(f"✓ compiled {len(wanted)} workflow(s) into {out}/ ({changed} changed"
-          + (f", {removed} removed" if removed else "") + ")")
+    print(
+        f"✓ compiled {len(wanted)} workflow(s) into {out}/ ({changed} changed"
+        + (f", {removed} removed" if removed else "")
+        + ")"
+    )
     return 0
 
 
@@ -135,13 +139,17 @@ def _check_outputs(out: Path, wanted: dict[str, str], prune: bool) -> int:
         elif path.read_text(encoding="utf-8") != text:
             stale.append(f"{path} differs from its workflow")
     if prune and out.is_dir():
-        stale += [f"{p} has no workflow" for p in sorted(out.glob(f"*{MACHINE_SUFFIX}"))
-                  if p.name not in wanted]
+        stale += [
+            f"{p} has no workflow"
+            for p in sorted(out.glob(f"*{MACHINE_SUFFIX}"))
+            if p.name not in wanted
+        ]
     if stale:
         for line in stale:
             print(f"✗ {line}", file=sys.stderr)
-        print(f"run `journeys compile workflows/ --out {out}/` and commit the result",
-              file=sys.stderr)
+        print(
+            f"run `journeys compile workflows/ --out {out}/` and commit the result", file=sys.stderr
+        )
         return 1
     print(f"✓ {len(wanted)} compiled state machine(s) in {out}/ are up to date")
     return 0
@@ -177,8 +185,9 @@ def command_schema(args: argparse.Namespace) -> int:
     target = Path(args.out)
     if args.check:
         if not target.exists() or target.read_text(encoding="utf-8") != text:
-            print(f"✗ {target} is out of date: run `journeys schema --out {target}`",
-                  file=sys.stderr)
+            print(
+                f"✗ {target} is out of date: run `journeys schema --out {target}`", file=sys.stderr
+            )
             return 1
         print(f"✓ {target} is up to date")
         return 0
@@ -190,62 +199,91 @@ def command_schema(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     formatter = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(prog="journeys", description=MAIN_HELP, formatter_class=formatter)
+    parser = argparse.ArgumentParser(
+        prog="journeys", description=MAIN_HELP, formatter_class=formatter
+    )
     parser.add_argument("--version", action="version", version=f"journeys {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     validate = commands.add_parser(
-        "validate", help="check workflows and report every problem", formatter_class=formatter,
+        "validate",
+        help="check workflows and report every problem",
+        formatter_class=formatter,
         description="Check workflow files and print every problem at once, each with its "
         "file:line:column, the step, what is wrong and how to fix it.",
         epilog="examples:\n  journeys validate workflows/\n  journeys validate "
         "workflows/cart-abandonment.yaml\n\nexit status: 0 valid (warnings allowed), 1 errors "
-        "found, 2 bad usage")
-    validate.add_argument("paths", nargs="+", metavar="PATH",
-                          help="workflow .yaml files or directories of them")
+        "found, 2 bad usage",
+    )
+    validate.add_argument(
+        "paths", nargs="+", metavar="PATH", help="workflow .yaml files or directories of them"
+    )
     validate.add_argument("-v", "--verbose", action="store_true", help="show progress per file")
     validate.set_defaults(run=command_validate)
 
     compile_ = commands.add_parser(
-        "compile", help="compile workflows to Step Functions state machines",
+        "compile",
+        help="compile workflows to Step Functions state machines",
         formatter_class=formatter,
         description="Validate, then write one Amazon States Language file per workflow "
         "(<id>.asl.json). Nothing is written if any workflow has an error. Resources appear "
         "as ${Substitutions} that SAM fills from DefinitionSubstitutions.",
         epilog="examples:\n  journeys compile workflows/ --out state_machines/\n  journeys "
-        "compile workflows/ --out state_machines/ --check   # CI: fail if out of date")
+        "compile workflows/ --out state_machines/ --check   # CI: fail if out of date",
+    )
     compile_.add_argument("paths", nargs="+", metavar="PATH", help="workflow files or directories")
-    compile_.add_argument("--out", default="state_machines", metavar="DIR",
-                          help="where to write the .asl.json files (default: state_machines)")
-    compile_.add_argument("--check", action="store_true",
-                          help="write nothing; exit 1 if the files in --out are not current")
-    compile_.add_argument("--no-prune", dest="prune", action="store_false",
-                          help="keep .asl.json files whose workflow no longer exists")
+    compile_.add_argument(
+        "--out",
+        default="state_machines",
+        metavar="DIR",
+        help="where to write the .asl.json files (default: state_machines)",
+    )
+    compile_.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if the files in --out are not current",
+    )
+    compile_.add_argument(
+        "--no-prune",
+        dest="prune",
+        action="store_false",
+        help="keep .asl.json files whose workflow no longer exists",
+    )
     compile_.add_argument("-v", "--verbose", action="store_true", help="show progress per file")
     compile_.set_defaults(run=command_compile)
 
     graph = commands.add_parser(
-        "graph", help="draw a workflow as Mermaid, SVG or HTML", formatter_class=formatter,
+        "graph",
+        help="draw a workflow as Mermaid, SVG or HTML",
+        formatter_class=formatter,
         description="Draw the steps of a workflow and the paths between them, labelled as in "
         "the YAML. Mermaid text pastes into GitHub comments and docs; SVG and HTML are "
         "self-contained pictures that need no network.",
         epilog="examples:\n  journeys graph workflows/cart-abandonment.yaml\n  journeys graph "
-        "workflows/cart-abandonment.yaml --format html --out build/cart.html")
+        "workflows/cart-abandonment.yaml --format html --out build/cart.html",
+    )
     graph.add_argument("file", help="a workflow .yaml file")
-    graph.add_argument("--format", choices=("mermaid", "svg", "html"), default="mermaid",
-                       help="output format (default: mermaid)")
+    graph.add_argument(
+        "--format",
+        choices=("mermaid", "svg", "html"),
+        default="mermaid",
+        help="output format (default: mermaid)",
+    )
     graph.add_argument("--out", metavar="FILE", help="write here instead of standard output")
     graph.set_defaults(run=command_graph)
 
     schema = commands.add_parser(
-        "schema", help="print or write the JSON Schema of workflow files",
+        "schema",
+        help="print or write the JSON Schema of workflow files",
         formatter_class=formatter,
         description="The JSON Schema generated from the workflow models. Point your editor at "
         "it for completion and checking:\n  # yaml-language-server: "
-        "$schema=../schema/workflow.schema.json")
+        "$schema=../schema/workflow.schema.json",
+    )
     schema.add_argument("--out", metavar="FILE", help="write here instead of standard output")
-    schema.add_argument("--check", action="store_true",
-                        help="with --out: exit 1 if the file is not current")
+    schema.add_argument(
+        "--check", action="store_true", help="with --out: exit 1 if the file is not current"
+    )
     schema.set_defaults(run=command_schema)
     return parser
 

@@ -60,7 +60,7 @@ class Duration:
 def parse_duration(text: str) -> Duration:
     """Parse a human duration; raise ValueError with a teaching message otherwise."""
     if not isinstance(text, str):
-        raise ValueError(f"expected a duration such as \"2h\", got {text!r}; {DURATION_HELP}")
+        raise ValueError(f'expected a duration such as "2h", got {text!r}; {DURATION_HELP}')
     raw = text.strip()
     sign = 1
     if raw.startswith("-"):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Annotated, Any, Literal
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2 import StrictUndefined, nodes
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -95,7 +95,11 @@ def variables_used(source: str) -> list[VariableUse]:
     tree = environment().parse(source)
     bound: set[str] = set(JINJA_GLOBALS)
     for statement in tree.find_all((nodes.Assign, nodes.For, nodes.With)):
-        targets = statement.targets if isinstance(statement, nodes.With) else [statement.target]
+        targets = (
+            statement.targets
+            if isinstance(statement, nodes.With)
+            else [statement.target]  # type: ignore[attr-defined]
+        )
         for target in targets:
             if isinstance(target, nodes.Name):
                 bound.add(target.name)

@@ -118,12 +118,18 @@ class Context:
     def finish(self, name: str, comment: str) -> State:
         """A journey ending: Succeed, or inside the goal race a Fail the race catches."""
         if self.journey.races:
-            return {"Type": "Fail", "Comment": comment, "Error": exceptions.COMPLETED, "Cause": name}
+            return {
+                "Type": "Fail",
+                "Comment": comment,
+                "Error": exceptions.COMPLETED,
+                "Cause": name,
+            }
         return {"Type": "Succeed", "Comment": comment}
 
 
-def lambda_task(ctx: Context, function: str, payload: dict[str, Any], node: ir.Node,
-                what: str) -> State:
+def lambda_task(
+    ctx: Context, function: str, payload: dict[str, Any], node: ir.Node, what: str
+) -> State:
     return {
         "Type": "Task",
         "Comment": ctx.comment(node, what),
@@ -133,8 +139,14 @@ def lambda_task(ctx: Context, function: str, payload: dict[str, Any], node: ir.N
     }
 
 
-def contact_update(ctx: Context, node: ir.Node, what: str, expression: str,
-                   names: dict[str, str], values: dict[str, Any] | None = None) -> State:
+def contact_update(
+    ctx: Context,
+    node: ir.Node,
+    what: str,
+    expression: str,
+    names: dict[str, str],
+    values: dict[str, Any] | None = None,
+) -> State:
     parameters: dict[str, Any] = {
         "TableName": sub("ContactsTableName"),
         "Key": {"contact_id": {"S.$": "$.contact_id"}},
@@ -191,8 +203,10 @@ def emit_send(node: ir.Node, ctx: Context) -> States:
     if settings.quiet_hours is not None:
         policy["quiet_hours"] = settings.quiet_hours.model_dump(mode="json")
     if settings.frequency_cap is not None:
-        policy["frequency_cap"] = {"max": settings.frequency_cap.max,
-                                   "per_seconds": settings.frequency_cap.per.seconds}
+        policy["frequency_cap"] = {
+            "max": settings.frequency_cap.max,
+            "per_seconds": settings.frequency_cap.per.seconds,
+        }
     if ctx.time_zone():
         policy["default_time_zone"] = ctx.time_zone()
     if policy:
@@ -206,8 +220,13 @@ def emit_send(node: ir.Node, ctx: Context) -> States:
         # The send function raises SendDeferred("<ISO time>") during quiet hours or over the
         # frequency cap; we wait until then and try again.
         defer, hold = ir.defer_name(node.label), ir.hold_name(node.label)
-        task["Catch"] = [{"ErrorEquals": [exceptions.SendDeferred.__name__],
-                          "ResultPath": "$.deferral", "Next": defer}]
+        task["Catch"] = [
+            {
+                "ErrorEquals": [exceptions.SendDeferred.__name__],
+                "ResultPath": "$.deferral",
+                "Next": defer,
+            }
+        ]
         states[defer] = {
             "Type": "Pass",
             "Comment": ctx.comment(node, "Read when sending is allowed again"),
@@ -227,8 +246,12 @@ def emit_send(node: ir.Node, ctx: Context) -> States:
 
 def emit_connector(node: ir.Node, ctx: Context) -> States:
     step = node.step
-    payload = {**ctx.base_payload(node), "action": node.kind, "url": step.url,
-               "method": step.method}
+    payload = {
+        **ctx.base_payload(node),
+        "action": node.kind,
+        "url": step.url,
+        "method": step.method,
+    }
     if step.headers:
         payload["headers"] = step.headers
     if step.body is not None:
@@ -255,60 +278,118 @@ def emit_connector(node: ir.Node, ctx: Context) -> States:
 def emit_audience(node: ir.Node, ctx: Context) -> States:
     step = node.step
     verb = "Add to" if node.kind == "add_to_audience" else "Remove from"
-    payload = {**ctx.base_payload(node), "action": node.kind, "network": step.network,
-               "audience": step.audience}
-    task = lambda_task(ctx, "ConnectorFunctionArn", payload, node,
-                       f"{verb} {step.network} audience {step.audience}")
+    payload = {
+        **ctx.base_payload(node),
+        "action": node.kind,
+        "network": step.network,
+        "audience": step.audience,
+    }
+    task = lambda_task(
+        ctx,
+        "ConnectorFunctionArn",
+        payload,
+        node,
+        f"{verb} {step.network} audience {step.audience}",
+    )
     task.update({"ResultPath": None, **ctx.next(node.next)})
     return {node.label: on_failure(task, ctx, node)}
 
 
 def emit_add_tag(node: ir.Node, ctx: Context) -> States:
-    return {node.label: contact_update(
-        ctx, node, f"Add tag {node.step.tag}", "SET #tags.#tag = :now",
-        {"#tags": "tags", "#tag": node.step.tag}, {":now": {"S.$": "$$.State.EnteredTime"}})}
+    return {
+        node.label: contact_update(
+            ctx,
+            node,
+            f"Add tag {node.step.tag}",
+            "SET #tags.#tag = :now",
+            {"#tags": "tags", "#tag": node.step.tag},
+            {":now": {"S.$": "$$.State.EnteredTime"}},
+        )
+    }
 
 
 def emit_remove_tag(node: ir.Node, ctx: Context) -> States:
-    return {node.label: contact_update(
-        ctx, node, f"Remove tag {node.step.tag}", "REMOVE #tags.#tag",
-        {"#tags": "tags", "#tag": node.step.tag})}
+    return {
+        node.label: contact_update(
+            ctx,
+            node,
+            f"Remove tag {node.step.tag}",
+            "REMOVE #tags.#tag",
+            {"#tags": "tags", "#tag": node.step.tag},
+        )
+    }
 
 
 def emit_set_attribute(node: ir.Node, ctx: Context) -> States:
     step = node.step
     if step.shift is not None:
-        payload = {**ctx.base_payload(node), "action": "shift_date", "attribute": step.attribute,
-                   "shift_seconds": step.shift.seconds, "time_zone": ctx.time_zone()}
-        task = lambda_task(ctx, "ScheduleFunctionArn", payload, node,
-                           f"Move date {step.attribute} by {step.shift.text}")
+        payload = {
+            **ctx.base_payload(node),
+            "action": "shift_date",
+            "attribute": step.attribute,
+            "shift_seconds": step.shift.seconds,
+            "time_zone": ctx.time_zone(),
+        }
+        task = lambda_task(
+            ctx,
+            "ScheduleFunctionArn",
+            payload,
+            node,
+            f"Move date {step.attribute} by {step.shift.text}",
+        )
         task.update({"ResultPath": None, **ctx.next(node.next)})
         return {node.label: task}
-    return {node.label: contact_update(
-        ctx, node, f"Set {step.attribute} = {step.value!r}", "SET #attributes.#name = :value",
-        {"#attributes": "attributes", "#name": step.attribute}, {":value": dynamo_value(step.value)})}
+    return {
+        node.label: contact_update(
+            ctx,
+            node,
+            f"Set {step.attribute} = {step.value!r}",
+            "SET #attributes.#name = :value",
+            {"#attributes": "attributes", "#name": step.attribute},
+            {":value": dynamo_value(step.value)},
+        )
+    }
 
 
 def emit_change_score(node: ir.Node, ctx: Context) -> States:
     step = node.step
-    return {node.label: contact_update(
-        ctx, node, f"Change {step.score} by {step.by:+d}",
-        "SET #attributes.#score = if_not_exists(#attributes.#score, :zero) + :by",
-        {"#attributes": "attributes", "#score": step.score},
-        {":zero": {"N": "0"}, ":by": {"N": str(step.by)}})}
+    return {
+        node.label: contact_update(
+            ctx,
+            node,
+            f"Change {step.score} by {step.by:+d}",
+            "SET #attributes.#score = if_not_exists(#attributes.#score, :zero) + :by",
+            {"#attributes": "attributes", "#score": step.score},
+            {":zero": {"N": "0"}, ":by": {"N": str(step.by)}},
+        )
+    }
 
 
 def emit_set_funnel_stage(node: ir.Node, ctx: Context) -> States:
-    return {node.label: contact_update(
-        ctx, node, f"Move to funnel stage {node.step.stage}", "SET #attributes.#stage = :stage",
-        {"#attributes": "attributes", "#stage": "funnel_stage"}, {":stage": {"S": node.step.stage}})}
+    return {
+        node.label: contact_update(
+            ctx,
+            node,
+            f"Move to funnel stage {node.step.stage}",
+            "SET #attributes.#stage = :stage",
+            {"#attributes": "attributes", "#stage": "funnel_stage"},
+            {":stage": {"S": node.step.stage}},
+        )
+    }
 
 
 def emit_subscription(node: ir.Node, ctx: Context) -> States:
     status = "subscribed" if node.kind == "subscribe" else "unsubscribed"
-    return {node.label: contact_update(
-        ctx, node, f"Mark {status} to list {node.step.list}", "SET #lists.#list = :status",
-        {"#lists": "lists", "#list": node.step.list}, {":status": {"S": status}})}
+    return {
+        node.label: contact_update(
+            ctx,
+            node,
+            f"Mark {status} to list {node.step.list}",
+            "SET #lists.#list = :status",
+            {"#lists": "lists", "#list": node.step.list},
+            {":status": {"S": status}},
+        )
+    }
 
 
 def emit_start_workflow(node: ir.Node, ctx: Context) -> States:
@@ -321,82 +402,135 @@ def emit_start_workflow(node: ir.Node, ctx: Context) -> States:
         "workflow_id": target,
         "contact_id.$": "$.contact_id",
         "event_id.$": f"States.Format('{{}}:{json_path_key(node.key)}', $$.Execution.Id)",
-        "source": {"workflow_id": ctx.workflow.id, "step_id": node.key,
-                   "execution_id.$": "$$.Execution.Id"},
+        "source": {
+            "workflow_id": ctx.workflow.id,
+            "step_id": node.key,
+            "execution_id.$": "$$.Execution.Id",
+        },
     }
-    return {node.label: {
-        "Type": "Task",
-        "Comment": ctx.comment(node, f"Move the contact to workflow {target}"),
-        "Resource": "arn:aws:states:::sqs:sendMessage",
-        "Parameters": {"QueueUrl": sub("EventsQueueUrl"), "MessageBody": body},
-        "ResultPath": None,
-        "Retry": retry("sqs"),
-        **ctx.next(node.next),
-    }}
+    return {
+        node.label: {
+            "Type": "Task",
+            "Comment": ctx.comment(node, f"Move the contact to workflow {target}"),
+            "Resource": "arn:aws:states:::sqs:sendMessage",
+            "Parameters": {"QueueUrl": sub("EventsQueueUrl"), "MessageBody": body},
+            "ResultPath": None,
+            "Retry": retry("sqs"),
+            **ctx.next(node.next),
+        }
+    }
 
 
 # --- Flow control -------------------------------------------------------------------------
 
 
 def emit_wait(node: ir.Node, ctx: Context) -> States:
-    return {node.label: {"Type": "Wait", "Comment": ctx.comment(node, f"Wait {node.step.duration.text}"),
-                         "Seconds": node.step.duration.seconds, **ctx.next(node.next)}}
+    return {
+        node.label: {
+            "Type": "Wait",
+            "Comment": ctx.comment(node, f"Wait {node.step.duration.text}"),
+            "Seconds": node.step.duration.seconds,
+            **ctx.next(node.next),
+        }
+    }
 
 
 def emit_wait_until(node: ir.Node, ctx: Context) -> States:
     step = node.step
     if step.date is not None:
         moment = step.date.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return {node.label: {"Type": "Wait", "Comment": ctx.comment(node, f"Wait until {moment}"),
-                             "Timestamp": moment, **ctx.next(node.next)}}
-    payload = {**ctx.base_payload(node), "action": "date", "attribute": step.attribute,
-               "offset_seconds": step.offset.seconds if step.offset else 0,
-               "at": step.at, "time_zone": ctx.time_zone(step)}
+        return {
+            node.label: {
+                "Type": "Wait",
+                "Comment": ctx.comment(node, f"Wait until {moment}"),
+                "Timestamp": moment,
+                **ctx.next(node.next),
+            }
+        }
+    payload = {
+        **ctx.base_payload(node),
+        "action": "date",
+        "attribute": step.attribute,
+        "offset_seconds": step.offset.seconds if step.offset else 0,
+        "at": step.at,
+        "time_zone": ctx.time_zone(step),
+    }
     offset = f" {step.offset.text}" if step.offset else ""
     return scheduled_wait(node, ctx, payload, f"Wait until {step.attribute}{offset}")
 
 
 def emit_wait_for_window(node: ir.Node, ctx: Context) -> States:
     step = node.step
-    payload = {**ctx.base_payload(node), "action": "window", "days": step.days,
-               "start": step.start, "end": step.end, "best_time": step.best_time,
-               "time_zone": ctx.time_zone(step)}
-    return scheduled_wait(node, ctx, payload,
-                          f"Wait for {','.join(step.days)} {step.start}-{step.end} local time")
+    payload = {
+        **ctx.base_payload(node),
+        "action": "window",
+        "days": step.days,
+        "start": step.start,
+        "end": step.end,
+        "best_time": step.best_time,
+        "time_zone": ctx.time_zone(step),
+    }
+    return scheduled_wait(
+        node, ctx, payload, f"Wait for {','.join(step.days)} {step.start}-{step.end} local time"
+    )
 
 
 def scheduled_wait(node: ir.Node, ctx: Context, payload: dict[str, Any], what: str) -> States:
-    schedule = lambda_task(ctx, "ScheduleFunctionArn", payload, node,
-                           "Compute when to continue (time zones and calendars)")
-    schedule.update({"ResultSelector": {"until.$": "$.Payload.until"},
-                     "ResultPath": "$.schedule", "Next": node.label})
+    schedule = lambda_task(
+        ctx,
+        "ScheduleFunctionArn",
+        payload,
+        node,
+        "Compute when to continue (time zones and calendars)",
+    )
+    schedule.update(
+        {
+            "ResultSelector": {"until.$": "$.Payload.until"},
+            "ResultPath": "$.schedule",
+            "Next": node.label,
+        }
+    )
     return {
         ir.schedule_name(node.label): schedule,
-        node.label: {"Type": "Wait", "Comment": ctx.comment(node, what),
-                     "TimestampPath": "$.schedule.until", **ctx.next(node.next)},
+        node.label: {
+            "Type": "Wait",
+            "Comment": ctx.comment(node, what),
+            "TimestampPath": "$.schedule.until",
+            **ctx.next(node.next),
+        },
     }
 
 
 def emit_wait_for_event(node: ir.Node, ctx: Context) -> States:
     step = node.step
     yes, no = node.branches
-    payload = {**ctx.base_payload(node), "action": "wait", "task_token.$": "$$.Task.Token",
-               "signal": f"event:{step.event}", "timeout_seconds": step.timeout.seconds,
-               "entered_at.$": "$$.State.EnteredTime"}
+    payload = {
+        **ctx.base_payload(node),
+        "action": "wait",
+        "task_token.$": "$$.Task.Token",
+        "signal": f"event:{step.event}",
+        "timeout_seconds": step.timeout.seconds,
+        "entered_at.$": "$$.State.EnteredTime",
+    }
     if step.where:
-        payload["where"] = {k: condition_json(v) if hasattr(v, "model_dump") else v
-                            for k, v in step.where.items()}
-    return {node.label: {
-        "Type": "Task",
-        "Comment": ctx.comment(node, f"Wait up to {step.timeout.text} for {step.event}"),
-        "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
-        "Parameters": {"FunctionName": sub("WaitForEventFunctionArn"), "Payload": payload},
-        "TimeoutSeconds": step.timeout.seconds,
-        "ResultPath": "$.awaited",
-        "Retry": retry("lambda"),
-        "Catch": [{"ErrorEquals": ["States.Timeout"], "ResultPath": None, **ctx.next(no.target)}],
-        **ctx.next(yes.target),
-    }}
+        payload["where"] = {
+            k: condition_json(v) if hasattr(v, "model_dump") else v for k, v in step.where.items()
+        }
+    return {
+        node.label: {
+            "Type": "Task",
+            "Comment": ctx.comment(node, f"Wait up to {step.timeout.text} for {step.event}"),
+            "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+            "Parameters": {"FunctionName": sub("WaitForEventFunctionArn"), "Payload": payload},
+            "TimeoutSeconds": step.timeout.seconds,
+            "ResultPath": "$.awaited",
+            "Retry": retry("lambda"),
+            "Catch": [
+                {"ErrorEquals": ["States.Timeout"], "ResultPath": None, **ctx.next(no.target)}
+            ],
+            **ctx.next(yes.target),
+        }
+    }
 
 
 def emit_decision(node: ir.Node, ctx: Context) -> States:
@@ -412,20 +546,41 @@ def emit_split(node: ir.Node, ctx: Context) -> States:
     return evaluated_choice(node, ctx, conditions, keyed, otherwise)
 
 
-def evaluated_choice(node: ir.Node, ctx: Context, paths: list[dict[str, Any]],
-                     keyed: list[tuple[str, ir.Branch]], default: ir.Branch) -> States:
-    payload = {**ctx.base_payload(node), "entered_at.$": "$$.Execution.StartTime",
-               "paths": paths}
-    check = lambda_task(ctx, "EvaluateFunctionArn", payload, node,
-                        "Evaluate the condition on fresh contact data")
-    check.update({"ResultSelector": {"branch.$": "$.Payload.branch"},
-                  "ResultPath": "$.decision", "Next": node.label})
-    choices = [{"Variable": "$.decision.branch", "StringEquals": key,
-                "Comment": branch.label, **ctx.next(branch.target)} for key, branch in keyed]
+def evaluated_choice(
+    node: ir.Node,
+    ctx: Context,
+    paths: list[dict[str, Any]],
+    keyed: list[tuple[str, ir.Branch]],
+    default: ir.Branch,
+) -> States:
+    payload = {**ctx.base_payload(node), "entered_at.$": "$$.Execution.StartTime", "paths": paths}
+    check = lambda_task(
+        ctx, "EvaluateFunctionArn", payload, node, "Evaluate the condition on fresh contact data"
+    )
+    check.update(
+        {
+            "ResultSelector": {"branch.$": "$.Payload.branch"},
+            "ResultPath": "$.decision",
+            "Next": node.label,
+        }
+    )
+    choices = [
+        {
+            "Variable": "$.decision.branch",
+            "StringEquals": key,
+            "Comment": branch.label,
+            **ctx.next(branch.target),
+        }
+        for key, branch in keyed
+    ]
     return {
         ir.check_name(node.label): check,
-        node.label: {"Type": "Choice", "Comment": ctx.comment(node, "Take the matching path"),
-                     "Choices": choices, "Default": ctx.name(default.target)},
+        node.label: {
+            "Type": "Choice",
+            "Comment": ctx.comment(node, "Take the matching path"),
+            "Choices": choices,
+            "Default": ctx.name(default.target),
+        },
     }
 
 
@@ -433,8 +588,14 @@ def emit_ab_split(node: ir.Node, ctx: Context) -> States:
     choices, cumulative = [], 0
     for branch in node.branches[:-1]:
         cumulative += branch.weight or 0
-        choices.append({"Variable": "$.draw.roll", "NumericLessThan": cumulative,
-                        "Comment": f"{branch.label} ({branch.weight}%)", **ctx.next(branch.target)})
+        choices.append(
+            {
+                "Variable": "$.draw.roll",
+                "NumericLessThan": cumulative,
+                "Comment": f"{branch.label} ({branch.weight}%)",
+                **ctx.next(branch.target),
+            }
+        )
     last = node.branches[-1]
     weights = ", ".join(f"{b.label} {b.weight}%" for b in node.branches)
     return {
@@ -445,8 +606,12 @@ def emit_ab_split(node: ir.Node, ctx: Context) -> States:
             "ResultPath": "$.draw",
             "Next": node.label,
         },
-        node.label: {"Type": "Choice", "Comment": ctx.comment(node, f"Random split: {weights}"),
-                     "Choices": choices, "Default": ctx.name(last.target)},
+        node.label: {
+            "Type": "Choice",
+            "Comment": ctx.comment(node, f"Random split: {weights}"),
+            "Choices": choices,
+            "Default": ctx.name(last.target),
+        },
     }
 
 
@@ -460,8 +625,14 @@ def emit_goto(node: ir.Node, ctx: Context) -> States:
         node.label: {
             "Type": "Choice",
             "Comment": ctx.comment(node, f"Go back at most {node.step.max_times} times"),
-            "Choices": [{"Variable": f"{counter}.n", "NumericLessThan": node.step.max_times,
-                         "Comment": "Again", "Next": count}],
+            "Choices": [
+                {
+                    "Variable": f"{counter}.n",
+                    "NumericLessThan": node.step.max_times,
+                    "Comment": "Again",
+                    "Next": count,
+                }
+            ],
             "Default": ctx.name(node.next) if node.next else count,
         },
         count: {
@@ -481,17 +652,30 @@ def emit_repeat(node: ir.Node, ctx: Context) -> States:
     start_next = label
     if step.after:
         wait = ir.repeat_wait_name(node)
-        states[wait] = {"Type": "Wait", "Comment": ctx.comment(node, "Pause before the next run"),
-                        "Seconds": step.after.seconds, "Next": label}
+        states[wait] = {
+            "Type": "Wait",
+            "Comment": ctx.comment(node, "Pause before the next run"),
+            "Seconds": step.after.seconds,
+            "Next": label,
+        }
         start_next = wait
     if step.times:
-        states = {ir.repeat_more_name(label): {
-            "Type": "Choice",
-            "Comment": ctx.comment(node, f"Run at most {step.times} times in all"),
-            "Choices": [{"Variable": "$.iteration", "NumericLessThan": step.times - 1,
-                         "Comment": "More runs", "Next": start_next}],
-            "Default": done,
-        }, **states}
+        states = {
+            ir.repeat_more_name(label): {
+                "Type": "Choice",
+                "Comment": ctx.comment(node, f"Run at most {step.times} times in all"),
+                "Choices": [
+                    {
+                        "Variable": "$.iteration",
+                        "NumericLessThan": step.times - 1,
+                        "Comment": "More runs",
+                        "Next": start_next,
+                    }
+                ],
+                "Default": done,
+            },
+            **states,
+        }
     states[label] = {
         "Type": "Task",
         "Comment": ctx.comment(node, "Continue as a new execution with a fresh history"),
@@ -512,8 +696,13 @@ def emit_repeat(node: ir.Node, ctx: Context) -> States:
         "ResultPath": None,
         "Retry": retry("states"),
         # A retried start finding its execution already there is the run we wanted.
-        "Catch": [{"ErrorEquals": ["StepFunctions.ExecutionAlreadyExistsException"],
-                   "ResultPath": None, "Next": done}],
+        "Catch": [
+            {
+                "ErrorEquals": ["StepFunctions.ExecutionAlreadyExistsException"],
+                "ResultPath": None,
+                "Next": done,
+            }
+        ],
         "Next": done,
     }
     states[done] = ctx.finish(done, ctx.comment(node, "This run is over"))
@@ -571,8 +760,9 @@ def emit_watch(signal: m.Signal, error: str, purpose: str, ctx: Context) -> dict
         "entered_at.$": "$$.Execution.StartTime",
     }
     if signal.where:
-        payload["where"] = {k: condition_json(v) if hasattr(v, "model_dump") else v
-                            for k, v in signal.where.items()}
+        payload["where"] = {
+            k: condition_json(v) if hasattr(v, "model_dump") else v for k, v in signal.where.items()
+        }
     return {
         "StartAt": watch,
         "States": {
@@ -585,8 +775,12 @@ def emit_watch(signal: m.Signal, error: str, purpose: str, ctx: Context) -> dict
                 "Retry": retry("lambda"),
                 "Next": signal.label,
             },
-            signal.label: {"Type": "Fail", "Comment": f"[{purpose}] {signal.label}",
-                           "Error": error, "Cause": signal.label},
+            signal.label: {
+                "Type": "Fail",
+                "Comment": f"[{purpose}] {signal.label}",
+                "Error": error,
+                "Cause": signal.label,
+            },
         },
     }
 
@@ -596,10 +790,18 @@ def emit_journey(journey: ir.Journey) -> dict[str, Any]:
     body: States = {}
     start = ctx.name(journey.start)
     if journey.counts_loops:
-        counters = {json_path_key(n.key): {"n": 0} for n in journey.nodes.values()
-                    if n.kind == "goto" and n.step.max_times}
-        body[ir.START_STATE] = {"Type": "Pass", "Comment": "Start the loop counters",
-                                "Result": counters, "ResultPath": "$.loops", "Next": start}
+        counters = {
+            json_path_key(n.key): {"n": 0}
+            for n in journey.nodes.values()
+            if n.kind == "goto" and n.step.max_times
+        }
+        body[ir.START_STATE] = {
+            "Type": "Pass",
+            "Comment": "Start the loop counters",
+            "Result": counters,
+            "ResultPath": "$.loops",
+            "Next": start,
+        }
         start = ir.START_STATE
     for node in journey.nodes.values():
         body.update(EMITTERS[node.kind](node, ctx))
@@ -611,11 +813,15 @@ def emit_journey(journey: ir.Journey) -> dict[str, Any]:
     catches = []
     if workflow.goal is not None:
         branches.append(emit_watch(workflow.goal, exceptions.GOAL_REACHED, "goal", ctx))
-        catches.append((exceptions.GOAL_REACHED, ir.JOURNEY_GOAL_REACHED, "Converted: counts toward the goal"))
+        catches.append(
+            (exceptions.GOAL_REACHED, ir.JOURNEY_GOAL_REACHED, "Converted: counts toward the goal")
+        )
     for exit_signal in journey.exits:
         branches.append(emit_watch(exit_signal, exceptions.EXITED, "exit", ctx))
     if journey.exits:
-        catches.append((exceptions.EXITED, ir.JOURNEY_EXITED, "An exit criterion ended the journey"))
+        catches.append(
+            (exceptions.EXITED, ir.JOURNEY_EXITED, "An exit criterion ended the journey")
+        )
     catches.append((exceptions.COMPLETED, ir.JOURNEY_COMPLETED, "The contact reached an end"))
     states: States = {
         workflow.name: {
@@ -624,8 +830,10 @@ def emit_journey(journey: ir.Journey) -> dict[str, Any]:
             "stops the others",
             "Branches": branches,
             "ResultPath": None,
-            "Catch": [{"ErrorEquals": [error], "ResultPath": "$.outcome", "Next": target}
-                      for error, target, _ in catches],
+            "Catch": [
+                {"ErrorEquals": [error], "ResultPath": "$.outcome", "Next": target}
+                for error, target, _ in catches
+            ],
             "Next": ir.JOURNEY_COMPLETED,
         }
     }

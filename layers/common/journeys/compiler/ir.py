@@ -154,19 +154,27 @@ class _Builder:
                 branches.append(Branch(variant.label, target, where, weight=variant.weight))
             if step.holdout is not None:
                 target = self.build_holdout(key, step.holdout, (*path, "holdout"))
-                branches.append(Branch(step.holdout.label, target, (*path, "holdout"), weight=step.holdout.weight))
+                branches.append(
+                    Branch(
+                        step.holdout.label, target, (*path, "holdout"), weight=step.holdout.weight
+                    )
+                )
             next_key = None
         self.nodes[key] = Node(key, kind, label, step, path, next_key, tuple(branches))
         return key
 
     def build_holdout(self, parent: str, holdout: m.Holdout, path: Path) -> str:
         end_key = f"{parent}-holdout"
-        self.nodes[end_key] = Node(end_key, "end", holdout.label, m.End(type="end", label=holdout.label), path, None)
+        self.nodes[end_key] = Node(
+            end_key, "end", holdout.label, m.End(type="end", label=holdout.label), path, None
+        )
         if holdout.measure_for is None:
             return end_key
         wait_key = f"{parent}-holdout-wait"
         label = f"{holdout.label}: measure {holdout.measure_for.text}"
-        wait = m.Wait.model_validate({"type": "wait", "label": label, "for": holdout.measure_for.text})
+        wait = m.Wait.model_validate(
+            {"type": "wait", "label": label, "for": holdout.measure_for.text}
+        )
         self.nodes[wait_key] = Node(wait_key, "wait", label, wait, path, end_key)
         return wait_key
 

@@ -65,7 +65,9 @@ def _time_of_day(value: Any) -> str:
         # YAML 1.1 reads 09:00 unquoted as a sexagesimal integer (540).
         text = f"{value // 60:02d}:{value % 60:02d}"
     if text is None or not _TIME_OF_DAY.match(text):
-        raise ValueError(f'expected a time of day as "HH:MM" (24-hour), e.g. "09:00", got {value!r}')
+        raise ValueError(
+            f'expected a time of day as "HH:MM" (24-hour), e.g. "09:00", got {value!r}'
+        )
     return text
 
 
@@ -312,8 +314,7 @@ Condition = Annotated[
     Discriminator(
         _key_discriminator(CONDITION_KEYS),
         custom_error_type="condition_kind",
-        custom_error_message="a condition needs one of the keys: "
-        + ", ".join(CONDITION_KEYS),
+        custom_error_message="a condition needs one of the keys: " + ", ".join(CONDITION_KEYS),
     ),
 ]
 
@@ -758,6 +759,7 @@ class WaitUntil(StepBase):
 
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 class WaitForWindow(StepBase):
@@ -765,7 +767,7 @@ class WaitForWindow(StepBase):
 
     type: Literal["wait_for_window"]
     days: list[Weekday] = Field(
-        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+        default_factory=lambda: list(WEEKDAYS),
         min_length=1,
     )
     start: TimeOfDay = Field("09:00", description="Window opens (contact's local time).")
@@ -829,8 +831,9 @@ class Holdout(StrictModel):
     label: Label = "Holdout"
     weight: int = Field(ge=1, le=100)
     measure_for: DurationField | None = Field(
-        None, description="Keep holdout contacts in the journey this long to see if they "
-        "reach the goal anyway."
+        None,
+        description="Keep holdout contacts in the journey this long to see if they "
+        "reach the goal anyway.",
     )
 
 
@@ -845,7 +848,9 @@ class AbSplit(StepBase):
     def _weights_total_100(self) -> AbSplit:
         total = sum(v.weight for v in self.variants) + (self.holdout.weight if self.holdout else 0)
         if total != 100:
-            raise ValueError(f"variant and holdout weights must add up to 100 (they add up to {total})")
+            raise ValueError(
+                f"variant and holdout weights must add up to 100 (they add up to {total})"
+            )
         return self
 
 
@@ -992,6 +997,16 @@ STEP_TYPES: dict[str, type[BaseModel]] = {
     "end": End,
 }
 
-for _model in (AllCondition, AnyCondition, NotCondition, WaitForEvent, Decision, SplitPath,
-               Split, Variant, AbSplit, Workflow):
+for _model in (
+    AllCondition,
+    AnyCondition,
+    NotCondition,
+    WaitForEvent,
+    Decision,
+    SplitPath,
+    Split,
+    Variant,
+    AbSplit,
+    Workflow,
+):
     _model.model_rebuild()

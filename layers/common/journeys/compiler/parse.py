@@ -27,16 +27,27 @@ def parse_workflow(document: SourceDocument) -> tuple[m.Workflow | None, list[Di
     ]
     if document.data is None and not diagnostics:
         diagnostics.append(
-            Diagnostic(Severity.ERROR, document.file, 1, 1, "the file is empty",
-                       "start from an example in workflows/ or docs/workflow-language.md")
+            Diagnostic(
+                Severity.ERROR,
+                document.file,
+                1,
+                1,
+                "the file is empty",
+                "start from an example in workflows/ or docs/workflow-language.md",
+            )
         )
     if diagnostics:
         return None, diagnostics
     if not isinstance(document.data, dict):
         return None, [
-            Diagnostic(Severity.ERROR, document.file, 1, 1,
-                       "a workflow file must be a mapping with id, name, trigger and steps",
-                       "see docs/workflow-language.md for the layout")
+            Diagnostic(
+                Severity.ERROR,
+                document.file,
+                1,
+                1,
+                "a workflow file must be a mapping with id, name, trigger and steps",
+                "see docs/workflow-language.md for the layout",
+            )
         ]
     try:
         return m.Workflow.model_validate(document.data), []
@@ -119,13 +130,21 @@ def explain(document: SourceDocument, item: Any) -> Diagnostic:
         message = f'"{given}" is not a valid value for "{field}"'
         hint = description or f"it must match {item['ctx']['pattern']}"
     elif kind in ("list_type", "dict_type", "model_type", "model_attributes_type"):
-        wanted = {"list_type": "a list (lines starting with -)",
-                  "dict_type": "a mapping (key: value lines)"}.get(kind, "a mapping (key: value lines)")
+        wanted = {
+            "list_type": "a list (lines starting with -)",
+            "dict_type": "a mapping (key: value lines)",
+        }.get(kind, "a mapping (key: value lines)")
         message = f'"{field}" must be {wanted}'
     position = document.position_of(path)
     return Diagnostic(
-        Severity.ERROR, document.file, position.line, position.column, message, hint,
-        step=step_label_at(document, path), code=kind,
+        Severity.ERROR,
+        document.file,
+        position.line,
+        position.column,
+        message,
+        hint,
+        step=step_label_at(document, path),
+        code=kind,
     )
 
 

@@ -45,8 +45,9 @@ def workflow_files(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def compile_text(text: str, file: str, templates: TemplateIndex,
-                 known_workflows: frozenset[str] | None = None) -> CompileResult:
+def compile_text(
+    text: str, file: str, templates: TemplateIndex, known_workflows: frozenset[str] | None = None
+) -> CompileResult:
     result = CompileResult(file=file)
     document = load_yaml(text, file)
     workflow, result.diagnostics = parse_workflow(document)
@@ -60,8 +61,14 @@ def compile_text(text: str, file: str, templates: TemplateIndex,
         machine = emit_journey(journey)
         problems = check_machine(machine)
         result.diagnostics += [
-            Diagnostic(Severity.ERROR, file, 1, 1, f"internal compiler error: {problem}",
-                       "please report this with the workflow file")
+            Diagnostic(
+                Severity.ERROR,
+                file,
+                1,
+                1,
+                f"internal compiler error: {problem}",
+                "please report this with the workflow file",
+            )
             for problem in problems
         ]
         if not problems:
@@ -69,9 +76,9 @@ def compile_text(text: str, file: str, templates: TemplateIndex,
     return result
 
 
-def compile_paths(paths: Iterable[str | Path],
-                  progress: Callable[[int, int, Path], None] | None = None
-                  ) -> list[CompileResult]:
+def compile_paths(
+    paths: Iterable[str | Path], progress: Callable[[int, int, Path], None] | None = None
+) -> list[CompileResult]:
     files = workflow_files(paths)
     results: list[CompileResult] = []
     indexes: dict[Path, TemplateIndex] = {}
@@ -82,16 +89,30 @@ def compile_paths(paths: Iterable[str | Path],
         index = indexes.setdefault(directory, TemplateIndex(directory / TEMPLATES_DIR))
         known = frozenset(p.stem for p in workflow_files([directory]))
         if not path.is_file():
-            results.append(CompileResult(str(path), diagnostics=[Diagnostic(
-                Severity.ERROR, str(path), 1, 1, "no such file",
-                "give a workflow .yaml file or a directory of them")]))
+            results.append(
+                CompileResult(
+                    str(path),
+                    diagnostics=[
+                        Diagnostic(
+                            Severity.ERROR,
+                            str(path),
+                            1,
+                            1,
+                            "no such file",
+                            "give a workflow .yaml file or a directory of them",
+                        )
+                    ],
+                )
+            )
             continue
         text = path.read_text(encoding="utf-8")
         results.append(compile_text(text, str(path), index, known))
     # Template problems belong to the template file: report each once, after the workflows.
     for index in indexes.values():
         for name, problems in index.problems.items():
-            results.append(CompileResult(str(index.directory / f"{name}.yaml"), diagnostics=problems))
+            results.append(
+                CompileResult(str(index.directory / f"{name}.yaml"), diagnostics=problems)
+            )
     for result in results:
         result.diagnostics.sort(key=sort_key)
     return results

@@ -71,9 +71,14 @@ class TemplateIndex:
             except TemplateSyntaxError as error:
                 position = document.position_of((field_name,))
                 problems.append(
-                    Diagnostic(Severity.ERROR, str(path), position.line + (error.lineno or 1),
-                               position.column, f"template syntax error in {field_name}: {error.message}",
-                               "check {{ }} and {% %} pairs")
+                    Diagnostic(
+                        Severity.ERROR,
+                        str(path),
+                        position.line + (error.lineno or 1),
+                        position.column,
+                        f"template syntax error in {field_name}: {error.message}",
+                        "check {{ }} and {% %} pairs",
+                    )
                 )
                 self.parsed.pop(name, None)
         if problems:
@@ -85,8 +90,14 @@ def explain_template(document: SourceDocument, item: Any) -> Diagnostic:
     diagnostic = explain(document, {**item, "loc": tuple(item["loc"][1:]) or ("channel",)})
     if item["type"] == "union_tag_invalid":
         expected = item["ctx"]["expected_tags"]
-        return Diagnostic(diagnostic.severity, diagnostic.file, diagnostic.line, diagnostic.column,
-                          f'unknown channel "{item["ctx"]["tag"]}"', f"use one of: {expected}")
+        return Diagnostic(
+            diagnostic.severity,
+            diagnostic.file,
+            diagnostic.line,
+            diagnostic.column,
+            f'unknown channel "{item["ctx"]["tag"]}"',
+            f"use one of: {expected}",
+        )
     return diagnostic
 
 
@@ -99,16 +110,38 @@ class Checker:
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
     # --- helpers ---------------------------------------------------------------------
-    def report(self, path: Path, message: str, hint: str = "", severity: Severity = Severity.ERROR,
-               step: str = "", code: str = "") -> None:
+    def report(
+        self,
+        path: Path,
+        message: str,
+        hint: str = "",
+        severity: Severity = Severity.ERROR,
+        step: str = "",
+        code: str = "",
+    ) -> None:
         position = self.document.position_of(path)
         self.diagnostics.append(
-            Diagnostic(severity, self.document.file, position.line, position.column, message,
-                       hint, step, code)
+            Diagnostic(
+                severity,
+                self.document.file,
+                position.line,
+                position.column,
+                message,
+                hint,
+                step,
+                code,
+            )
         )
 
-    def node_report(self, node: ir.Node, message: str, hint: str = "", attr: str | None = None,
-                    severity: Severity = Severity.ERROR, code: str = "") -> None:
+    def node_report(
+        self,
+        node: ir.Node,
+        message: str,
+        hint: str = "",
+        attr: str | None = None,
+        severity: Severity = Severity.ERROR,
+        code: str = "",
+    ) -> None:
         path = (*node.path, attr) if attr else node.path
         self.report(path, message, hint, severity, node.label or node.kind, code)
 
@@ -146,9 +179,12 @@ class Checker:
     def check_file_name(self) -> None:
         stem = FsPath(self.document.file).stem
         if self.journey.workflow.id != stem:
-            self.report(("id",), f'id "{self.journey.workflow.id}" differs from the file name "{stem}"',
-                        f"rename the file to {self.journey.workflow.id}.yaml or set id: {stem}",
-                        code="id-file-name")
+            self.report(
+                ("id",),
+                f'id "{self.journey.workflow.id}" differs from the file name "{stem}"',
+                f"rename the file to {self.journey.workflow.id}.yaml or set id: {stem}",
+                code="id-file-name",
+            )
 
     def check_ids(self) -> None:
         first: dict[str, Path] = {}
@@ -158,8 +194,13 @@ class Checker:
                 continue
             if step_id in first:
                 line = self.document.position_of((*first[step_id], "id")).line
-                self.node_report(node, f'duplicate id "{step_id}" (first used on line {line})',
-                                 "give every step a different id", attr="id", code="duplicate-id")
+                self.node_report(
+                    node,
+                    f'duplicate id "{step_id}" (first used on line {line})',
+                    "give every step a different id",
+                    attr="id",
+                    code="duplicate-id",
+                )
             else:
                 first[step_id] = node.path
 
@@ -181,17 +222,28 @@ class Checker:
                         f'"{name[:30]}…" it is {len(name)}, over the {ir.MAX_STATE_NAME} '
                         "Step Functions allows",
                         f"shorten the label to at most {ir.MAX_STATE_NAME - extra} characters",
-                        attr="label", code="label-too-long")
+                        attr="label",
+                        code="label-too-long",
+                    )
                     break
                 if name in owners and owners[name].key != node.key:
                     other = self.document.position_of(owners[name].path).line
-                    self.node_report(node, f'label "{node.label}" is already used on line {other}',
-                                     "state names must be unique: make the labels different",
-                                     attr="label", code="duplicate-label")
+                    self.node_report(
+                        node,
+                        f'label "{node.label}" is already used on line {other}',
+                        "state names must be unique: make the labels different",
+                        attr="label",
+                        code="duplicate-label",
+                    )
                     break
                 if name in reserved:
-                    self.node_report(node, f'label "{name}" is reserved for the journey itself',
-                                     "choose another label", attr="label", code="reserved-label")
+                    self.node_report(
+                        node,
+                        f'label "{name}" is reserved for the journey itself',
+                        "choose another label",
+                        attr="label",
+                        code="reserved-label",
+                    )
                     break
                 owners[name] = node
 
@@ -202,31 +254,52 @@ class Checker:
         short = [k.removeprefix("event:") for k in trigger_keys]
         for node in self.journey.nodes.values():
             if node.kind == "goto" and node.step.step not in ids:
-                self.node_report(node, f'goto jumps to "{node.step.step}", but no step has that id.'
-                                 + did_you_mean(node.step.step, ids),
-                                 "give the target step an id: or fix the name", attr="step",
-                                 code="dangling-jump")
-            if node.kind == "start_workflow" and self.known_workflows is not None \
-                    and node.step.workflow not in self.known_workflows:
-                self.node_report(node, f'there is no workflow "{node.step.workflow}".'
-                                 + did_you_mean(node.step.workflow, self.known_workflows),
-                                 "workflows are the .yaml files beside this one", attr="workflow",
-                                 code="unknown-workflow")
+                self.node_report(
+                    node,
+                    f'goto jumps to "{node.step.step}", but no step has that id.'
+                    + did_you_mean(node.step.step, ids),
+                    "give the target step an id: or fix the name",
+                    attr="step",
+                    code="dangling-jump",
+                )
+            if (
+                node.kind == "start_workflow"
+                and self.known_workflows is not None
+                and node.step.workflow not in self.known_workflows
+            ):
+                self.node_report(
+                    node,
+                    f'there is no workflow "{node.step.workflow}".'
+                    + did_you_mean(node.step.workflow, self.known_workflows),
+                    "workflows are the .yaml files beside this one",
+                    attr="workflow",
+                    code="unknown-workflow",
+                )
             for branch in node.branches:
                 for condition, where in _conditions(branch.condition, branch.path):
                     started_by = getattr(condition, "started_by", None)
                     if started_by is not None and started_by not in trigger_keys + short:
-                        self.report((*where, "started_by"), f'"{started_by}" is not one of this '
-                                    "workflow's triggers." + did_you_mean(started_by, short),
-                                    "triggers here: " + ", ".join(short), step=node.label,
-                                    code="unknown-trigger")
-                    target = getattr(condition, "opened", None) or getattr(condition, "clicked", None)
+                        self.report(
+                            (*where, "started_by"),
+                            f'"{started_by}" is not one of this '
+                            "workflow's triggers." + did_you_mean(started_by, short),
+                            "triggers here: " + ", ".join(short),
+                            step=node.label,
+                            code="unknown-trigger",
+                        )
+                    target = getattr(condition, "opened", None) or getattr(
+                        condition, "clicked", None
+                    )
                     if target is not None and target not in sends:
                         verb = "opened" if getattr(condition, "opened", None) else "clicked"
-                        self.report((*where, verb), f'"{verb}: {target}" must name the id of a '
-                                    "send step in this workflow." + did_you_mean(target, sends),
-                                    "add id: to the send step you mean", step=node.label,
-                                    code="dangling-message")
+                        self.report(
+                            (*where, verb),
+                            f'"{verb}: {target}" must name the id of a '
+                            "send step in this workflow." + did_you_mean(target, sends),
+                            "add id: to the send step you mean",
+                            step=node.label,
+                            code="dangling-message",
+                        )
 
     def check_unreachable(self, reachable: list[str]) -> None:
         reached = set(reachable)
@@ -240,17 +313,23 @@ class Checker:
             # Report only where an unreachable region starts, not every step inside it.
             if any(p not in reached for p in predecessors[node.key] if p != node.key):
                 continue
-            self.node_report(node, "this step can never run: no path leads to it",
-                             "remove it, or reach it with a goto (it needs an id:)",
-                             code="unreachable")
+            self.node_report(
+                node,
+                "this step can never run: no path leads to it",
+                "remove it, or reach it with a goto (it needs an id:)",
+                code="unreachable",
+            )
 
     def check_endings(self, reachable: list[str]) -> None:
         for key in reachable:
             node = self.journey.nodes[key]
             if ir.FALL_OFF in node.successors:
-                self.node_report(node, "this path reaches the end of the steps without an end",
-                                 "add a step `- type: end` (or goto / repeat) after it",
-                                 code="no-end")
+                self.node_report(
+                    node,
+                    "this path reaches the end of the steps without an end",
+                    "add a step `- type: end` (or goto / repeat) after it",
+                    code="no-end",
+                )
 
     def check_loops(self, reachable: list[str]) -> None:
         reached = set(reachable)
@@ -260,21 +339,29 @@ class Checker:
             if len(component) == 1 and component[0] not in graph[component[0]]:
                 continue
             nodes = [self.journey.nodes[k] for k in component]
-            gotos = [n for n in nodes if n.kind == "goto" and any(b.target in keys for b in n.branches)]
+            gotos = [
+                n for n in nodes if n.kind == "goto" and any(b.target in keys for b in n.branches)
+            ]
             anchor = gotos[0] if gotos else nodes[0]
             waits = [n for n in nodes if n.kind in ir.WAIT_KINDS]
             if not waits:
-                self.node_report(anchor, "this loop has no wait: it would spin as fast as Step "
-                                 "Functions allows and hit the history limit in seconds",
-                                 "put a wait, wait_until or wait_for_event inside the loop",
-                                 code="loop-without-wait")
+                self.node_report(
+                    anchor,
+                    "this loop has no wait: it would spin as fast as Step "
+                    "Functions allows and hit the history limit in seconds",
+                    "put a wait, wait_until or wait_for_event inside the loop",
+                    code="loop-without-wait",
+                )
                 continue
             unbounded = [g for g in gotos if not g.step.max_times]
             for goto in unbounded:
-                self.node_report(goto, "this goto makes a loop with no max_times: one execution "
-                                 "cannot run forever (25,000 history events, 1 year)",
-                                 "add max_times: N, or use `- type: repeat`, which continues "
-                                 "as a new execution", code="unbounded-loop")
+                self.node_report(
+                    goto,
+                    "this goto makes a loop with no max_times: one execution "
+                    "cannot run forever (25,000 history events, 1 year)",
+                    "add max_times: N, or use `- type: repeat`, which continues as a new execution",
+                    code="unbounded-loop",
+                )
             if unbounded:
                 continue
             times = 1
@@ -285,18 +372,26 @@ class Checker:
                 self.history_events(self.journey.nodes[k]) for k in reached - keys
             )
             if total > HISTORY_LIMIT:
-                self.node_report(anchor, f"this loop can write about {total:,} execution-history "
-                                 f"events ({per_round} per round, {times} rounds); Step Functions "
-                                 f"stops an execution at {HISTORY_LIMIT:,}",
-                                 "lower max_times, or use `- type: repeat`, which continues as a "
-                                 "new execution with a fresh history", attr="max_times",
-                                 code="history-limit")
+                self.node_report(
+                    anchor,
+                    f"this loop can write about {total:,} execution-history "
+                    f"events ({per_round} per round, {times} rounds); Step Functions "
+                    f"stops an execution at {HISTORY_LIMIT:,}",
+                    "lower max_times, or use `- type: repeat`, which continues as a "
+                    "new execution with a fresh history",
+                    attr="max_times",
+                    code="history-limit",
+                )
             longest = sum(self.wait_seconds(n) for n in nodes) * times
             if longest > ONE_YEAR:
-                self.node_report(anchor, f"this loop can wait {describe_seconds(longest)} in all; "
-                                 "an execution lasts at most 1 year",
-                                 "lower max_times or use `- type: repeat`", attr="max_times",
-                                 code="loop-too-long")
+                self.node_report(
+                    anchor,
+                    f"this loop can wait {describe_seconds(longest)} in all; "
+                    "an execution lasts at most 1 year",
+                    "lower max_times or use `- type: repeat`",
+                    attr="max_times",
+                    code="loop-too-long",
+                )
 
     def history_events(self, node: ir.Node) -> int:
         names = ir.state_names(node, self.journey)
@@ -320,35 +415,61 @@ class Checker:
         for node in self.journey.nodes.values():
             for attr, duration in _durations(node):
                 if attr != "offset" and duration.seconds <= 0:
-                    self.node_report(node, f'{attr} must be longer than zero (got "{duration.text}")',
-                                     attr=attr, code="bad-duration")
+                    self.node_report(
+                        node,
+                        f'{attr} must be longer than zero (got "{duration.text}")',
+                        attr=attr,
+                        code="bad-duration",
+                    )
                 elif abs(duration.seconds) > ONE_YEAR:
-                    self.node_report(node, f'{attr} "{duration.text}" is longer than one year, the '
-                                     "longest a Step Functions execution (and Wait) can last",
-                                     "use at most 365 days; for yearly journeys use a date "
-                                     "trigger with recurs: yearly, or repeat", attr=attr,
-                                     code="wait-too-long")
+                    self.node_report(
+                        node,
+                        f'{attr} "{duration.text}" is longer than one year, the '
+                        "longest a Step Functions execution (and Wait) can last",
+                        "use at most 365 days; for yearly journeys use a date "
+                        "trigger with recurs: yearly, or repeat",
+                        attr=attr,
+                        code="wait-too-long",
+                    )
 
     def check_time_zones(self) -> None:
         workflow = self.journey.workflow
         if workflow.settings.time_zone is not None:
             return
-        hint = ("add settings: time_zone: Europe/London (the fallback for contacts without a "
-                "time zone), or time_zone: on the step")
+        hint = (
+            "add settings: time_zone: Europe/London (the fallback for contacts without a "
+            "time zone), or time_zone: on the step"
+        )
         if workflow.settings.quiet_hours is not None:
-            self.report(("settings", "quiet_hours"), "quiet hours need a time zone for contacts "
-                        "who have none", hint, code="no-time-zone")
+            self.report(
+                ("settings", "quiet_hours"),
+                "quiet hours need a time zone for contacts who have none",
+                hint,
+                code="no-time-zone",
+            )
         for index, trigger in enumerate(workflow.triggers()):
             if isinstance(trigger, m.DateTrigger):
-                where = ("trigger", index, "date") if isinstance(workflow.trigger, list) \
+                where = (
+                    ("trigger", index, "date")
+                    if isinstance(workflow.trigger, list)
                     else ("trigger", "date")
-                self.report(where, f"the date trigger fires at {trigger.at}, which needs a "
-                            "time zone for contacts who have none", hint, code="no-time-zone")
+                )
+                self.report(
+                    where,
+                    f"the date trigger fires at {trigger.at}, which needs a "
+                    "time zone for contacts who have none",
+                    hint,
+                    code="no-time-zone",
+                )
         for node in self.journey.nodes.values():
             timed = node.kind == "wait_for_window" or (node.kind == "wait_until" and node.step.at)
             if timed and node.step.time_zone is None:
-                self.node_report(node, "this time window has no time zone for contacts who have "
-                                 "none", hint, code="no-time-zone")
+                self.node_report(
+                    node,
+                    "this time window has no time zone for contacts who have none",
+                    hint,
+                    code="no-time-zone",
+                )
 
     def fetched_before(self, reachable: list[str]) -> dict[str, frozenset[str]]:
         """For each node, the `data.<name>` every path to it has fetched (must-analysis)."""
@@ -382,24 +503,35 @@ class Checker:
             name = node.step.template
             template = self.templates.load(name)
             if template is None and name not in self.templates.problems:
-                self.node_report(node, f'template "{name}" does not exist in '
-                                 f"{self.templates.directory}." + did_you_mean(name, names),
-                                 f"create {self.templates.directory / (name + '.yaml')}",
-                                 attr="template", code="missing-template")
+                self.node_report(
+                    node,
+                    f'template "{name}" does not exist in '
+                    f"{self.templates.directory}." + did_you_mean(name, names),
+                    f"create {self.templates.directory / (name + '.yaml')}",
+                    attr="template",
+                    code="missing-template",
+                )
                 continue
             if template is None:
                 continue
             wanted = "team" if node.kind == "notify_team" else m.SEND_CHANNELS[node.kind]
             if template.channel != wanted and {template.channel, wanted} != {"sms", "whatsapp"}:
-                self.node_report(node, f'template "{name}" is a {template.channel} template, but '
-                                 f"this step sends {wanted}", "use a template with "
-                                 f"channel: {wanted}", attr="template", code="template-channel")
+                self.node_report(
+                    node,
+                    f'template "{name}" is a {template.channel} template, but '
+                    f"this step sends {wanted}",
+                    f"use a template with channel: {wanted}",
+                    attr="template",
+                    code="template-channel",
+                )
                 continue
-            self.check_template_variables(node, template, available.get(key, frozenset()),
-                                          has_event)
+            self.check_template_variables(
+                node, template, available.get(key, frozenset()), has_event
+            )
 
-    def check_template_variables(self, node: ir.Node, template: Any, data: frozenset[str],
-                                 has_event: bool) -> None:
+    def check_template_variables(
+        self, node: ir.Node, template: Any, data: frozenset[str], has_event: bool
+    ) -> None:
         name = node.step.template
         document = self.templates.documents[name]
         for field_name in TEXT_FIELDS:
@@ -413,20 +545,33 @@ class Checker:
                 at = f"{document.file}:{where.line + offset}"
                 shown = f"{use.root}.{use.first}" if use.first else use.root
                 if use.root not in TEMPLATE_ROOTS:
-                    self.node_report(node, f'template "{name}" uses "{shown}" ({at}), which no '
-                                     "message can know." + did_you_mean(use.root, TEMPLATE_ROOTS),
-                                     "templates may use " + ", ".join(TEMPLATE_ROOTS),
-                                     attr="template", code="unknown-variable")
+                    self.node_report(
+                        node,
+                        f'template "{name}" uses "{shown}" ({at}), which no '
+                        "message can know." + did_you_mean(use.root, TEMPLATE_ROOTS),
+                        "templates may use " + ", ".join(TEMPLATE_ROOTS),
+                        attr="template",
+                        code="unknown-variable",
+                    )
                 elif use.root == "event" and not has_event:
-                    self.node_report(node, f'template "{name}" uses "{shown}" ({at}), but this '
-                                     "workflow is not started by an event", "use contact "
-                                     "attributes instead", attr="template", code="unknown-variable")
+                    self.node_report(
+                        node,
+                        f'template "{name}" uses "{shown}" ({at}), but this '
+                        "workflow is not started by an event",
+                        "use contact attributes instead",
+                        attr="template",
+                        code="unknown-variable",
+                    )
                 elif use.root == "data" and use.first and use.first not in data:
-                    self.node_report(node, f'template "{name}" uses "{shown}" ({at}), but no '
-                                     f"fetch step with save_as: {use.first} runs before this step "
-                                     "on every path", "add a fetch step before it, or move the "
-                                     "send after the fetch", attr="template",
-                                     code="unknown-variable")
+                    self.node_report(
+                        node,
+                        f'template "{name}" uses "{shown}" ({at}), but no '
+                        f"fetch step with save_as: {use.first} runs before this step "
+                        "on every path",
+                        "add a fetch step before it, or move the send after the fetch",
+                        attr="template",
+                        code="unknown-variable",
+                    )
 
     def check_frequency_cap(self, reachable: list[str]) -> None:
         cap = self.journey.workflow.settings.frequency_cap
@@ -440,12 +585,15 @@ class Checker:
                 if count > worst:
                     worst, at = count, node
         if at is not None and worst > cap.max:
-            self.report(("settings", "frequency_cap"),
-                        f"a contact can get up to {worst} messages within {cap.per.text} from "
-                        f'this workflow alone (starting at "{at.label}"), above the frequency cap '
-                        f"of {cap.max}: the cap will hold messages back",
-                        "add waits between sends, or raise the cap", Severity.WARNING,
-                        code="frequency-cap")
+            self.report(
+                ("settings", "frequency_cap"),
+                f"a contact can get up to {worst} messages within {cap.per.text} from "
+                f'this workflow alone (starting at "{at.label}"), above the frequency cap '
+                f"of {cap.max}: the cap will hold messages back",
+                "add waits between sends, or raise the cap",
+                Severity.WARNING,
+                code="frequency-cap",
+            )
 
     def sends_within(self, start: str, window: int) -> int:
         """Most sends on any path from `start` before `window` seconds of waiting pass."""
@@ -533,6 +681,10 @@ def strongly_connected(graph: dict[str, list[str]]) -> list[list[str]]:
     return components
 
 
-def validate_journey(journey: ir.Journey, document: SourceDocument, templates: TemplateIndex,
-                     known_workflows: frozenset[str] | None = None) -> list[Diagnostic]:
+def validate_journey(
+    journey: ir.Journey,
+    document: SourceDocument,
+    templates: TemplateIndex,
+    known_workflows: frozenset[str] | None = None,
+) -> list[Diagnostic]:
     return Checker(journey, document, templates, known_workflows).run()
