@@ -20,9 +20,14 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/journeys validate workflows/
 	$(BIN)/journeys compile workflows/ --out state_machines/
-	$(BIN)/journeys graph workflows/cart-abandonment.yaml --format html --out build/cart-abandonment.html
+	@mkdir -p build/graphs
+	@for workflow in workflows/*.yaml; do \
+		name=$$(basename $$workflow .yaml); \
+		$(BIN)/journeys graph $$workflow --format html --out build/graphs/$$name.html > /dev/null || exit 1; \
+	done
+	@echo "✓ drew $$(ls build/graphs/*.html | wc -l) workflow(s) into build/graphs/"
 	@echo
-	@echo "Compiled state machines are in state_machines/; open build/cart-abandonment.html to see a journey."
+	@echo "Compiled state machines: state_machines/. Open build/graphs/cart-abandonment.html to see a journey."
 
 lint: $(STAMP)
 	$(BIN)/ruff check layers functions tests bench
