@@ -146,7 +146,9 @@ def _detail(node: ir.Node) -> str:
         return f"{step.method} {urlsplit(step.url).hostname or step.url}"
     if kind in ("decision", "split", "end"):
         return ""
-    return kind.replace("_", " ")
+    fields = ("tag", "list", "stage", "audience", "workflow", "attribute", "by")
+    what = next((getattr(step, f) for f in fields if getattr(step, f, None) is not None), "")
+    return f"{kind.replace('_', ' ')} {what}".strip()
 
 
 def trigger_text(trigger: Any) -> str:
@@ -221,8 +223,9 @@ def mermaid(d: Diagram) -> str:
         if shape == "note" and d.notes:
             members = ["note"]
         if members:
-            lines.append(f"  classDef {shape} fill:{fill},stroke:{stroke},color:{colour}")
-            lines.append(f"  class {','.join(members)} {shape}")
+            # Prefixed: `end` is a keyword, so it cannot name a class.
+            lines.append(f"  classDef j_{shape} fill:{fill},stroke:{stroke},color:{colour}")
+            lines.append(f"  class {','.join(members)} j_{shape}")
     return "\n".join(lines) + "\n"
 
 
@@ -260,18 +263,17 @@ def layout(d: Diagram) -> Layout:
     # Depth-first from the start: an edge to a node still on the stack closes a loop. Those
     # are turned round for ranking so the rest is acyclic, and drawn dashed.
     done: dict[str, bool] = {}
-    preorder: dict[str, int] = {}
     back: set[int] = set()
     for root in keys:
         if root in done:
             continue
-        done[root], preorder[root] = False, len(preorder)
+        done[root] = False
         stack = [(root, iter(out[root]))]
         while stack:
             for i in stack[-1][1]:
                 target = d.edges[i].target
                 if target not in done:
-                    done[target], preorder[target] = False, len(preorder)
+                    done[target] = False
                     stack.append((target, iter(out[target])))
                     break
                 if not done[target]:
@@ -295,7 +297,6 @@ def layout(d: Diagram) -> Layout:
                     queue.append(v)
     # Long edges get a dummy vertex per rank crossed, so they route between boxes.
     layers: list[list[str]] = [[] for _ in range(max(rank.values()) + 1)]
-    order: dict[str, tuple[int, int]] = {k: (preorder[k], -1) for k in keys}
     up: dict[str, list[str]] = {k: [] for k in keys}
     down: dict[str, list[str]] = {k: [] for k in keys}
     chains: dict[int, list[str]] = {}
@@ -305,11 +306,19 @@ def layout(d: Diagram) -> Layout:
         chain = [u, *(f"~{i}.{r}" for r in range(rank[u] + 1, rank[v])), v]
         for r, dummy in enumerate(chain[1:-1], rank[u] + 1):
             layers[r].append(dummy)
-            order[dummy], up[dummy], down[dummy] = (preorder[u], i), [], []
+            up[dummy], down[dummy] = [], []
         for a, b in itertools.pairwise(chain):
             down[a].append(b)
             up[b].append(a)
         chains[i] = chain
+    # Start from depth-first order, so branches appear left to right as written.
+    order: dict[str, int] = {}
+    for root in keys:
+        stack = [root]
+        while stack:
+            if (k := stack.pop()) not in order:
+                order[k] = len(order)
+                stack.extend(reversed(down[k]))
     for layer in layers:
         layer.sort(key=order.__getitem__)
     layers = _reduce_crossings(layers, up, down)
@@ -434,6 +443,21 @@ def _shape_svg(shape: str, cx: float, cy: float, w: float, h: float) -> str:
             f'rx="{_n(rx)}" {paint}{dash}/>')
 
 
+def _label_spot(p: tuple[float, float], q: tuple[float, float], width: float,
+                placed: list[tuple[float, float, float]]) -> tuple[float, float]:
+    """A point on the edge's first curve whose label misses the labels already placed:
+    edges leaving one box start close together and drift apart further down."""
+    spots = []
+    for t in (0.5, 0.72, 0.3, 0.88):
+        near, far = (1 - t) ** 3 + 3 * (1 - t) ** 2 * t, 3 * (1 - t) * t * t + t**3
+        mid = (p[1] + q[1]) / 2
+        y = p[1] * (1 - t) ** 3 + mid * 3 * (1 - t) * t + q[1] * t**3
+        spots.append((p[0] * near + q[0] * far, y))
+    clear = [(x, y) for x, y in spots
+             if all(abs(x - ox) > (width + ow) / 2 + 2 or abs(y - oy) > 20 for ox, oy, ow in placed)]
+    return (clear or spots)[0]
+
+
 def svg(d: Diagram, title: str) -> str:
     lay = layout(d)
     real = [k for k in d.boxes]
@@ -464,7 +488,8 @@ def svg(d: Diagram, title: str) -> str:
                   for i, n in enumerate(d.notes)]
         parts.append("</g>")
     parts.append(f'<g transform="translate({_n(MARGIN - left)},{_n(MARGIN + head)})">')
-    labels = []
+    labels: list[str] = []
+    placed: list[tuple[float, float, float]] = []
     for edge, points, is_back in lay.paths:
         colour = "#ea580c" if is_back else "#475569"
         path = f"M{_n(points[0][0])},{_n(points[0][1])}"
@@ -475,9 +500,9 @@ def svg(d: Diagram, title: str) -> str:
         parts.append(f'<path d="{path}" fill="none" stroke="{colour}" stroke-width="1.5"{dash} '
                      f'marker-end="url(#jg-{"loop" if is_back else "arrow"})"/>')
         if edge.label:
-            (x1, y1), (x2, y2) = points[0], points[1]
             w = len(edge.label) * SMALL_CHAR + 10
-            cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+            cx, cy = _label_spot(points[0], points[1], w, placed)
+            placed.append((cx, cy, w))
             labels.append(f'<rect x="{_n(cx - w / 2)}" y="{_n(cy - 9)}" width="{_n(w)}" '
                           f'height="18" rx="4" fill="#ffffff" fill-opacity="0.92"/>'
                           + _text(cx, cy - 9.5, [edge.label], colour, 11))
