@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from journeys.compiler.pipeline import CompileResult, compile_paths
 
 ROOT = Path(__file__).resolve().parents[1]

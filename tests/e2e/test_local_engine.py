@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from journeys.compiler.pipeline import CompileResult, render_machine
 
+from journeys.compiler.pipeline import CompileResult, render_machine
 from tests.helpers.aws import ROLE_ARN, fill_substitutions, history_state_names
 from tests.helpers.workflows import compile_one
 

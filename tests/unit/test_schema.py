@@ -29,7 +29,9 @@ def test_reference_workflows_match_the_schema(
     assert not errors
 
 
-def test_schema_rejects_unknown_fields_and_kinds(validator: jsonschema.Draft202012Validator) -> None:
+def test_schema_rejects_unknown_fields_and_kinds(
+    validator: jsonschema.Draft202012Validator,
+) -> None:
     base = {"id": "x", "name": "X", "trigger": {"event": "a"}, "steps": [{"type": "end"}]}
     assert validator.is_valid(base)
     assert not validator.is_valid({**base, "colour": "red"})

@@ -6,10 +6,10 @@ import random
 from pathlib import Path
 
 import pytest
+
 from journeys.compiler.diagnostics import Severity
 from journeys.compiler.pipeline import compile_text
 from journeys.compiler.validate import TemplateIndex
-
 from tests.helpers.workflows import compile_one, only
 
 HEADER = """
