@@ -263,3 +263,22 @@ def test_check_reports_broken_machines() -> None:
     assert 'state "B" is unreachable' in problems
     assert "longer than 80" in problems
     assert "unknown substitution ${Unknown}" in problems
+
+
+def test_a_label_never_takes_an_explicit_id(tmp_path: Path) -> None:
+    # GIVEN a step labelled "Email" (slug "email") before a step whose id is "email"
+    machine = machine_of(
+        tmp_path,
+        """
+  - {type: send_sms, label: Email, template: sms}
+  - {type: wait, label: Pause, for: 1 day}
+  - {id: email, type: send_sms, label: The real one, template: sms}
+  - {type: wait, label: Pause again, for: 1 day}
+  - {type: goto, label: Back to the real one, step: email, max_times: 1}
+  - type: end
+""",
+        templates=SMS,
+    )
+    # THEN the jump lands on the step with that id
+    counter = journey_states(machine)["States"]["Count: Back to the real one"]
+    assert counter["Next"] == "The real one"

@@ -101,8 +101,9 @@ def diagram(journey: ir.Journey) -> Diagram:
             add(node.key, node.next, f"after {times}×" if times else "")
     notes = []
     if journey.workflow.goal is not None:
-        notes.append(f"Goal: {journey.workflow.goal.label} — ends the journey wherever the "
-                     "contact is")
+        notes.append(
+            f"Goal: {journey.workflow.goal.label} — ends the journey wherever the contact is"
+        )
     notes += [f"Exit: {signal.label} — leaves the journey at once" for signal in journey.exits]
     return Diagram(boxes, edges, notes)
 
@@ -134,7 +135,8 @@ def _detail(node: ir.Node) -> str:
         return f"until {step.attribute}" + (f" {step.offset.text}" if step.offset else "")
     if kind == "wait_for_window":
         return f"window {step.start}–{step.end}" + (
-            "" if len(step.days) == 7 else " " + ",".join(step.days))
+            "" if len(step.days) == 7 else " " + ",".join(step.days)
+        )
     if kind == "wait_for_event":
         return f"for {step.event}, up to {step.timeout.text}"
     if kind == "goto":
@@ -178,21 +180,43 @@ def _where(where: dict[str, Any]) -> str:
 # --- Mermaid ------------------------------------------------------------------------------
 
 _MERMAID_SHAPES = {
-    "start": '(["{}"])', "decision": '{{"{}"}}', "counter": '{{{{"{}"}}}}', "wait": '(["{}"])',
-    "end": '((("{}")))', "send": '["{}"]', "action": '["{}"]', "missing": '>"{}"]',
+    "start": '(["{}"])',
+    "decision": '{{"{}"}}',
+    "counter": '{{{{"{}"}}}}',
+    "wait": '(["{}"])',
+    "end": '((("{}")))',
+    "send": '["{}"]',
+    "action": '["{}"]',
+    "missing": '>"{}"]',
 }
 # Fill, stroke and text colour of each shape, shared by the Mermaid classes and the SVG.
 COLOURS = {
-    "start": ("#1e293b", "#1e293b", "#ffffff"), "decision": ("#fef3c7", "#d97706", "#1c1917"),
-    "counter": ("#ffedd5", "#ea580c", "#1c1917"), "wait": ("#ede9fe", "#7c3aed", "#1e1b4b"),
-    "end": ("#dcfce7", "#16a34a", "#052e16"), "send": ("#dbeafe", "#2563eb", "#0f172a"),
-    "action": ("#f1f5f9", "#64748b", "#0f172a"), "missing": ("#fee2e2", "#dc2626", "#450a0a"),
+    "start": ("#1e293b", "#1e293b", "#ffffff"),
+    "decision": ("#fef3c7", "#d97706", "#1c1917"),
+    "counter": ("#ffedd5", "#ea580c", "#1c1917"),
+    "wait": ("#ede9fe", "#7c3aed", "#1e1b4b"),
+    "end": ("#dcfce7", "#16a34a", "#052e16"),
+    "send": ("#dbeafe", "#2563eb", "#0f172a"),
+    "action": ("#f1f5f9", "#64748b", "#0f172a"),
+    "missing": ("#fee2e2", "#dc2626", "#450a0a"),
     "note": ("#fefce8", "#ca8a04", "#422006"),
 }
 # `#` first: every other escape introduces one. Mermaid labels are HTML, hence < > &.
-_MERMAID_ESCAPES = (("#", "#35;"), ('"', "#quot;"), ("&", "#amp;"), ("<", "#lt;"), (">", "#gt;"),
-                    ("[", "#91;"), ("]", "#93;"), ("{", "#123;"), ("}", "#125;"),
-                    ("(", "#40;"), (")", "#41;"), ("|", "#124;"), ("`", "#96;"))
+_MERMAID_ESCAPES = (
+    ("#", "#35;"),
+    ('"', "#quot;"),
+    ("&", "#amp;"),
+    ("<", "#lt;"),
+    (">", "#gt;"),
+    ("[", "#91;"),
+    ("]", "#93;"),
+    ("{", "#123;"),
+    ("}", "#125;"),
+    ("(", "#40;"),
+    (")", "#41;"),
+    ("|", "#124;"),
+    ("`", "#96;"),
+)
 
 
 def mermaid_text(text: str) -> str:
@@ -205,15 +229,23 @@ def mermaid_text(text: str) -> str:
 def mermaid(d: Diagram) -> str:
     ids: dict[str, str] = {}
     for key in d.boxes:  # prefixed: a bare id like `end` is a Mermaid keyword
-        base = "start" if key == START else "n_" + "".join(
-            c if c.isascii() and c.isalnum() else "_" for c in key)
-        ids[key] = next(name for n in itertools.count(1)
-                        if (name := base if n == 1 else f"{base}_{n}") not in ids.values())
+        base = (
+            "start"
+            if key == START
+            else "n_" + "".join(c if c.isascii() and c.isalnum() else "_" for c in key)
+        )
+        ids[key] = next(
+            name
+            for n in itertools.count(1)
+            if (name := base if n == 1 else f"{base}_{n}") not in ids.values()
+        )
     lines = ["flowchart TD"]
     if d.notes:
         lines.append(f'  note["{"<br/>".join(mermaid_text(n) for n in d.notes)}"]')
-    lines += [f"  {ids[b.key]}{_MERMAID_SHAPES[b.shape].format(mermaid_text(b.label))}"
-              for b in d.boxes.values()]
+    lines += [
+        f"  {ids[b.key]}{_MERMAID_SHAPES[b.shape].format(mermaid_text(b.label))}"
+        for b in d.boxes.values()
+    ]
     for e in d.edges:
         arrow = "-.->" if e.style else "-->"
         label = f'|"{mermaid_text(e.label)}"|' if e.label else ""
@@ -280,8 +312,11 @@ def layout(d: Diagram) -> Layout:
                     back.add(i)
             else:
                 done[stack.pop()[0]] = True
-    links = [(i, *((e.target, e.source) if i in back else (e.source, e.target)))
-             for i, e in enumerate(d.edges) if e.source != e.target]
+    links = [
+        (i, *((e.target, e.source) if i in back else (e.source, e.target)))
+        for i, e in enumerate(d.edges)
+        if e.source != e.target
+    ]
     # Longest path from the sources (Kahn's order), so every edge points downwards.
     rank = dict.fromkeys(keys, 0)
     pending = dict.fromkeys(keys, 0)
@@ -348,13 +383,15 @@ def _crossings(layers: list[list[str]], down: dict[str, list[str]]) -> int:
     for upper, lower in itertools.pairwise(layers):
         at = {k: i for i, k in enumerate(lower)}
         ends = [(i, at[b]) for i, a in enumerate(upper) for b in down[a]]
-        total += sum((a1 - a2) * (b1 - b2) < 0 for (a1, b1), (a2, b2)
-                     in itertools.combinations(ends, 2))
+        total += sum(
+            (a1 - a2) * (b1 - b2) < 0 for (a1, b1), (a2, b2) in itertools.combinations(ends, 2)
+        )
     return total
 
 
-def _reduce_crossings(layers: list[list[str]], up: dict[str, list[str]],
-                      down: dict[str, list[str]]) -> list[list[str]]:
+def _reduce_crossings(
+    layers: list[list[str]], up: dict[str, list[str]], down: dict[str, list[str]]
+) -> list[list[str]]:
     """Barycenter sweeps down and up, keeping the best order seen (ties keep the old order)."""
     best, fewest = [list(layer) for layer in layers], _crossings(layers, down)
     for sweep in range(8):
@@ -362,16 +399,22 @@ def _reduce_crossings(layers: list[list[str]], up: dict[str, list[str]],
         for r in range(1, len(layers)) if downwards else range(len(layers) - 2, -1, -1):
             ref = {k: i for i, k in enumerate(layers[r - 1 if downwards else r + 1])}
             near = up if downwards else down
-            keyed = {k: (sum(ref[n] for n in near[k]) / len(near[k]) if near[k] else i, i)
-                     for i, k in enumerate(layers[r])}
+            keyed = {
+                k: (sum(ref[n] for n in near[k]) / len(near[k]) if near[k] else i, i)
+                for i, k in enumerate(layers[r])
+            }
             layers[r].sort(key=keyed.__getitem__)
         if (count := _crossings(layers, down)) < fewest:
             best, fewest = [list(layer) for layer in layers], count
     return best
 
 
-def _place(layers: list[list[str]], size: dict[str, tuple[float, float]],
-           up: dict[str, list[str]], down: dict[str, list[str]]) -> dict[str, float]:
+def _place(
+    layers: list[list[str]],
+    size: dict[str, tuple[float, float]],
+    up: dict[str, list[str]],
+    down: dict[str, list[str]],
+) -> dict[str, float]:
     """Pull each node towards the mean of its neighbours, alternately above and below."""
     x: dict[str, float] = {}
     for layer in layers:
@@ -379,14 +422,14 @@ def _place(layers: list[list[str]], size: dict[str, tuple[float, float]],
     for sweep in range(12):
         near = up if sweep % 2 == 0 else down
         for layer in layers if sweep % 2 == 0 else layers[::-1]:
-            wanted = [sum(x[n] for n in near[k]) / len(near[k]) if near[k] else x[k]
-                      for k in layer]
+            wanted = [sum(x[n] for n in near[k]) / len(near[k]) if near[k] else x[k] for k in layer]
             x.update(zip(layer, _pack(layer, wanted, size), strict=True))
     return x
 
 
-def _pack(layer: list[str], wanted: list[float],
-          size: dict[str, tuple[float, float]]) -> list[float]:
+def _pack(
+    layer: list[str], wanted: list[float], size: dict[str, tuple[float, float]]
+) -> list[float]:
     """The positions closest to `wanted` (least squares) that keep order and spacing."""
     offsets = [0.0]
     for a, b in itertools.pairwise(layer):
@@ -403,8 +446,15 @@ def _pack(layer: list[str], wanted: list[float],
     return [shift + offset for shift, offset in zip(shifts, offsets, strict=True)]
 
 
-def _port(key: str, toward: float, side: int, x: dict[str, float], y: dict[str, float],
-          size: dict[str, tuple[float, float]], d: Diagram) -> tuple[float, float]:
+def _port(
+    key: str,
+    toward: float,
+    side: int,
+    x: dict[str, float],
+    y: dict[str, float],
+    size: dict[str, tuple[float, float]],
+    d: Diagram,
+) -> tuple[float, float]:
     """Where an edge meets a box: bottom (side 1) or top (-1), nudged towards its other end
     so that edges leaving one box fan out instead of sharing a point."""
     width, height = size[key]
@@ -421,13 +471,15 @@ def _n(value: float) -> str:
     return "0" if text == "-0" else text
 
 
-def _text(cx: float, top: float, lines: list[str], colour: str, size: int = 13,
-          weight: str = "") -> str:
+def _text(
+    cx: float, top: float, lines: list[str], colour: str, size: int = 13, weight: str = ""
+) -> str:
     bold = ' font-weight="bold"' if weight else ""
-    spans = "".join(f'<tspan x="{_n(cx)}" y="{_n(top + (i + 0.8) * LINE)}">{escape(line)}</tspan>'
-                    for i, line in enumerate(lines))
-    return (f'<text text-anchor="middle" font-size="{size}" fill="{colour}"{bold}>'
-            f"{spans}</text>")
+    spans = "".join(
+        f'<tspan x="{_n(cx)}" y="{_n(top + (i + 0.8) * LINE)}">{escape(line)}</tspan>'
+        for i, line in enumerate(lines)
+    )
+    return f'<text text-anchor="middle" font-size="{size}" fill="{colour}"{bold}>{spans}</text>'
 
 
 def _shape_svg(shape: str, cx: float, cy: float, w: float, h: float) -> str:
@@ -439,22 +491,31 @@ def _shape_svg(shape: str, cx: float, cy: float, w: float, h: float) -> str:
         return f'<polygon points="{" ".join(f"{_n(a)},{_n(c)}" for a, c in pts)}" {paint}/>'
     rx = h / 2 if shape in ("wait", "start") else 14 if shape == "end" else 6
     dash = ' stroke-dasharray="5 3"' if shape in ("missing", "note") else ""
-    return (f'<rect x="{_n(cx - w / 2)}" y="{_n(cy - h / 2)}" width="{_n(w)}" height="{_n(h)}" '
-            f'rx="{_n(rx)}" {paint}{dash}/>')
+    return (
+        f'<rect x="{_n(cx - w / 2)}" y="{_n(cy - h / 2)}" width="{_n(w)}" height="{_n(h)}" '
+        f'rx="{_n(rx)}" {paint}{dash}/>'
+    )
 
 
-def _label_spot(p: tuple[float, float], q: tuple[float, float], width: float,
-                placed: list[tuple[float, float, float]]) -> tuple[float, float]:
+def _label_spot(
+    p: tuple[float, float],
+    q: tuple[float, float],
+    width: float,
+    placed: list[tuple[float, float, float]],
+) -> tuple[float, float]:
     """A point on the edge's first curve whose label misses the labels already placed:
     edges leaving one box start close together and drift apart further down."""
     spots = []
-    for t in (0.5, 0.72, 0.3, 0.88):
+    for t in (0.5, 0.72, 0.3, 0.88, 0.12):
         near, far = (1 - t) ** 3 + 3 * (1 - t) ** 2 * t, 3 * (1 - t) * t * t + t**3
         mid = (p[1] + q[1]) / 2
         y = p[1] * (1 - t) ** 3 + mid * 3 * (1 - t) * t + q[1] * t**3
         spots.append((p[0] * near + q[0] * far, y))
-    clear = [(x, y) for x, y in spots
-             if all(abs(x - ox) > (width + ow) / 2 + 2 or abs(y - oy) > 20 for ox, oy, ow in placed)]
+    clear = [
+        (x, y)
+        for x, y in spots
+        if all(abs(x - ox) > (width + ow) / 2 + 2 or abs(y - oy) > 19 for ox, oy, ow in placed)
+    ]
     return (clear or spots)[0]
 
 
@@ -469,9 +530,11 @@ def svg(d: Diagram, title: str) -> str:
     head = 30 + (note_h + 20 if d.notes else 0)
     width = max(right - left, note_w, len(title) * 9.0) + 2 * MARGIN
     height = bottom + head + 2 * MARGIN
-    arrow = ('<marker id="jg-{0}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="10" '
-             'markerHeight="10" markerUnits="userSpaceOnUse" orient="auto">'
-             '<path d="M0,1L10,5L0,9z" fill="{1}"/></marker>')
+    arrow = (
+        '<marker id="jg-{0}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="10" '
+        'markerHeight="10" markerUnits="userSpaceOnUse" orient="auto">'
+        '<path d="M0,1L10,5L0,9z" fill="{1}"/></marker>'
+    )
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{_n(width)}" height="{_n(height)}" '
         f'viewBox="0 0 {_n(width)} {_n(height)}" font-family="Helvetica, Arial, sans-serif">',
@@ -482,10 +545,14 @@ def svg(d: Diagram, title: str) -> str:
         f'fill="#0f172a">{escape(title)}</text>',
     ]
     if d.notes:
-        parts.append(f'<g class="note">{_shape_svg("note", MARGIN + note_w / 2, MARGIN + 30 + note_h / 2, note_w, note_h)}')
-        parts += [f'<text x="{_n(MARGIN + 14)}" y="{_n(MARGIN + 38 + (i + 0.8) * LINE)}" '
-                  f'font-size="13" fill="{COLOURS["note"][2]}">{escape(n)}</text>'
-                  for i, n in enumerate(d.notes)]
+        parts.append(
+            f'<g class="note">{_shape_svg("note", MARGIN + note_w / 2, MARGIN + 30 + note_h / 2, note_w, note_h)}'
+        )
+        parts += [
+            f'<text x="{_n(MARGIN + 14)}" y="{_n(MARGIN + 38 + (i + 0.8) * LINE)}" '
+            f'font-size="13" fill="{COLOURS["note"][2]}">{escape(n)}</text>'
+            for i, n in enumerate(d.notes)
+        ]
         parts.append("</g>")
     parts.append(f'<g transform="translate({_n(MARGIN - left)},{_n(MARGIN + head)})">')
     labels: list[str] = []
@@ -497,24 +564,35 @@ def svg(d: Diagram, title: str) -> str:
             mid = (y1 + y2) / 2
             path += f" C{_n(x1)},{_n(mid)} {_n(x2)},{_n(mid)} {_n(x2)},{_n(y2)}"
         dash = ' stroke-dasharray="6 4"' if is_back or edge.style else ""
-        parts.append(f'<path d="{path}" fill="none" stroke="{colour}" stroke-width="1.5"{dash} '
-                     f'marker-end="url(#jg-{"loop" if is_back else "arrow"})"/>')
+        parts.append(
+            f'<path d="{path}" fill="none" stroke="{colour}" stroke-width="1.5"{dash} '
+            f'marker-end="url(#jg-{"loop" if is_back else "arrow"})"/>'
+        )
         if edge.label:
             w = len(edge.label) * SMALL_CHAR + 10
             cx, cy = _label_spot(points[0], points[1], w, placed)
             placed.append((cx, cy, w))
-            labels.append(f'<rect x="{_n(cx - w / 2)}" y="{_n(cy - 9)}" width="{_n(w)}" '
-                          f'height="18" rx="4" fill="#ffffff" fill-opacity="0.92"/>'
-                          + _text(cx, cy - 9.5, [edge.label], colour, 11))
+            labels.append(
+                f'<rect x="{_n(cx - w / 2)}" y="{_n(cy - 9)}" width="{_n(w)}" '
+                f'height="18" rx="4" fill="#ffffff" fill-opacity="0.92"/>'
+                + _text(cx, cy - 9.5, [edge.label], colour, 11)
+            )
     for key, box in d.boxes.items():
         (w, h), cx, cy = lay.size[key], lay.x[key], lay.y[key]
         lines, colour = wrap(box.label), COLOURS[box.shape][2]
         top = cy - h / 2 + 10
         tip = escape(box.label + (f"\n{box.note}" if box.note else ""))
-        parts.append(f'<g class="node {box.shape}" data-key={quoteattr(key)}><title>{tip}</title>'
-                     + _shape_svg(box.shape, cx, cy, w, h) + _text(cx, top, lines, colour)
-                     + (_text(cx, top + len(lines) * LINE - 2, [box.detail], colour, 11)
-                        if box.detail else "") + "</g>")
+        parts.append(
+            f'<g class="node {box.shape}" data-key={quoteattr(key)}><title>{tip}</title>'
+            + _shape_svg(box.shape, cx, cy, w, h)
+            + _text(cx, top, lines, colour)
+            + (
+                _text(cx, top + len(lines) * LINE - 2, [box.detail], colour, 11)
+                if box.detail
+                else ""
+            )
+            + "</g>"
+        )
     parts += [*labels, "</g>", "</svg>"]
     return "\n".join(parts) + "\n"
 
@@ -525,11 +603,16 @@ def svg(d: Diagram, title: str) -> str:
 def settings_text(workflow: m.Workflow) -> list[tuple[str, str]]:
     s = workflow.settings
     re_entry = {"never": "never", "always": "any time"}.get(str(s.re_entry), "") or (
-        f"after {s.re_entry.after.text}" if isinstance(s.re_entry, m.ReEntryAfter) else "")
+        f"after {s.re_entry.after.text}" if isinstance(s.re_entry, m.ReEntryAfter) else ""
+    )
     rows = [("Re-entry", re_entry)]
     if s.frequency_cap:
-        rows.append(("Frequency cap", f"{s.frequency_cap.max} messages per "
-                                      f"{s.frequency_cap.per.text} (all workflows)"))
+        rows.append(
+            (
+                "Frequency cap",
+                f"{s.frequency_cap.max} messages per {s.frequency_cap.per.text} (all workflows)",
+            )
+        )
     if s.quiet_hours:
         rows.append(("Quiet hours", f"{s.quiet_hours.start}–{s.quiet_hours.end}, sends held"))
     rows.append(("Time zone", s.time_zone or "the contact's, else UTC"))
@@ -547,8 +630,12 @@ footer{color:#64748b;font-size:13px;margin-top:2rem}"""
 
 def page(journey: ir.Journey) -> str:
     wf, d = journey.workflow, diagram(journey)
-    rows = [("Trigger" + ("s" if len(wf.triggers()) > 1 else ""),
-             "; ".join(trigger_text(t) for t in wf.triggers()))]
+    rows = [
+        (
+            "Trigger" + ("s" if len(wf.triggers()) > 1 else ""),
+            "; ".join(trigger_text(t) for t in wf.triggers()),
+        )
+    ]
     if wf.goal:
         rows.append(("Goal", f"{wf.goal.label} ({wf.goal.key()})"))
     if journey.exits:
@@ -557,11 +644,13 @@ def page(journey: ir.Journey) -> str:
     e = html.escape
     facts = "".join(f"<dt>{e(term)}</dt><dd>{e(text)}</dd>" for term, text in rows)
     lead = f'<p class="lead">{e(wf.description)}</p>' if wf.description else ""
-    return (f'<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f"<title>{e(wf.name)} · Journeys</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-            f"<h1>{e(wf.name)}</h1>\n{lead}\n<dl>{facts}</dl>\n"
-            f"<figure>\n{svg(d, wf.name)}</figure>\n"
-            f"<details>\n<summary>Mermaid source</summary>\n<pre>{e(mermaid(d))}</pre>\n"
-            f"</details>\n<footer>{e(wf.id)} · drawn by <code>journeys graph</code> from "
-            f"{e(journey.file)}</footer>\n</body>\n</html>\n")
+    return (
+        f'<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{e(wf.name)} · Journeys</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+        f"<h1>{e(wf.name)}</h1>\n{lead}\n<dl>{facts}</dl>\n"
+        f"<figure>\n{svg(d, wf.name)}</figure>\n"
+        f"<details>\n<summary>Mermaid source</summary>\n<pre>{e(mermaid(d))}</pre>\n"
+        f"</details>\n<footer>{e(wf.id)} · drawn by <code>journeys graph</code> from "
+        f"{e(journey.file)}</footer>\n</body>\n</html>\n"
+    )

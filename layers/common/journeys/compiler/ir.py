@@ -97,12 +97,22 @@ class _Builder:
         self.nodes: dict[str, Node] = {}
         self.keys: dict[int, str] = {}
         self.used: set[str] = set()
+        self.reserved: set[str] = set()
+
+    def reserve_ids(self, steps: list[Any] | None) -> None:
+        """Explicit ids first, so a label's slug can never take an id a goto names."""
+        for step in steps or []:
+            if step.id:
+                self.reserved.add(step.id)
+            for child in _child_lists(step):
+                self.reserve_ids(child)
 
     def assign_keys(self, steps: list[Any] | None) -> None:
         for step in steps or []:
             base = step.id or slug(step.label or f"goto-{step.step}")
+            taken = self.used if step.id else self.used | self.reserved
             key, counter = base, 2
-            while key in self.used:
+            while key in taken:
                 key, counter = f"{base}-{counter}", counter + 1
             self.used.add(key)
             self.keys[id(step)] = key
@@ -110,7 +120,7 @@ class _Builder:
                 self.assign_keys(child)
 
     def key_for_id(self, step_id: str) -> str | None:
-        return step_id if step_id in self.used else None
+        return step_id if step_id in self.reserved else None
 
     def build_list(self, steps: list[Any] | None, path: Path, continuation: str) -> str:
         """Build nodes for `steps`; return the key of the first (or the continuation)."""
@@ -192,6 +202,7 @@ def _child_lists(step: Any) -> list[list[Any] | None]:
 
 def build_journey(workflow: m.Workflow, file: str) -> Journey:
     builder = _Builder(workflow)
+    builder.reserve_ids(workflow.steps)
     builder.assign_keys(workflow.steps)
     start = builder.build_list(workflow.steps, ("steps",), FALL_OFF)
     ordered = dict(sorted(builder.nodes.items(), key=lambda item: _path_order(item[1].path)))
