@@ -11,7 +11,7 @@ from journeys.compiler.pipeline import CompileResult, compile_paths
 EMAIL = """\
 channel: email
 subject: "Hello {{ contact.first_name | default('there') }}"
-html: "<p>Hello</p>"
+html: '<p>Hello</p><a href="{{ links.unsubscribe }}">Unsubscribe</a>'
 text: "Hello"
 """
 

@@ -564,3 +564,21 @@ def test_random_damage_to_reference_workflows_never_crashes(tmp_path: Path) -> N
         result = compile_text("".join(lines), f"damaged-{attempt}.yaml", index)
         for diagnostic in result.diagnostics:
             assert diagnostic.line >= 1 and diagnostic.column >= 1
+
+
+def test_marketing_email_needs_an_unsubscribe_link(tmp_path: Path) -> None:
+    templates = {"promo": """
+        channel: email
+        subject: Sale
+        html: "<p>50% off</p>"
+        text: "50% off"
+        """}
+    diagnostics = errors_of(tmp_path, """
+steps:
+  - {type: send_email, label: Promo, template: promo}
+  - type: end
+""", templates=templates)
+    error = only(diagnostics, "no-unsubscribe-link")
+    assert error.file.endswith("templates/promo.yaml")
+    assert error.line == 3
+    assert "transactional: true" in error.hint

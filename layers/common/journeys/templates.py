@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Annotated, Any, Literal
 
-from jinja2 import StrictUndefined, nodes
+from jinja2 import ChainableUndefined, nodes
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -36,6 +36,11 @@ class _Template(BaseModel):
 
 class EmailTemplate(_Template):
     channel: Literal["email"]
+    transactional: bool = Field(
+        False,
+        description="A service message (receipt, payment reminder): needs no unsubscribe "
+        "link. Marketing email must link to {{ links.unsubscribe }}.",
+    )
     subject: str = Field(min_length=1, max_length=200)
     preheader: str | None = None
     html: str = Field(min_length=1)
@@ -73,8 +78,11 @@ SMS_SEGMENT = 160
 
 
 def environment(html: bool = False) -> SandboxedEnvironment:
+    # Missing values render empty instead of failing the send: contact attributes are
+    # free-form and a fetch may fail (on_failure: continue). The compiler already rejects
+    # variables no step can know; `| default(...)` covers the rest.
     return SandboxedEnvironment(
-        autoescape=html, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True
+        autoescape=html, undefined=ChainableUndefined, trim_blocks=True, lstrip_blocks=True
     )
 
 

@@ -328,6 +328,8 @@ def emit_set_attribute(node: ir.Node, ctx: Context) -> States:
             **ctx.base_payload(node),
             "action": "shift_date",
             "attribute": step.attribute,
+            # The text goes too: "1 month" means a calendar month to the schedule function.
+            "shift": step.shift.text,
             "shift_seconds": step.shift.seconds,
             "time_zone": ctx.time_zone(),
         }

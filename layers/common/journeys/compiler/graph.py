@@ -71,7 +71,9 @@ def diagram(journey: ir.Journey) -> Diagram:
     for node in journey.nodes.values():
         if not _is_jump(node):
             note = getattr(node.step, "note", None) or ""
-            boxes[node.key] = Box(node.key, _shape(node), node.label or "Loop", _detail(node), note)
+            boxes[node.key] = Box(
+                node.key, _shape(node.kind), node.label or "Loop", _detail(node), note
+            )
     edges: list[Edge] = []
 
     def add(source: str, target: str, label: str, style: str = "") -> None:
@@ -108,154 +110,88 @@ def diagram(journey: ir.Journey) -> Diagram:
     return Diagram(boxes, edges, notes)
 
 
-def _shape(node: ir.Node) -> str:
-    kind = node.kind
-    if kind in DECISIONS:
-        return "decision"
-    if kind == "goto":
-        return "counter"
-    if kind in WAITS:
-        return "wait"
-    if kind in ir.TERMINAL_KINDS:
-        return "end"
+def _shape(kind: str) -> str:
+    if kind in DECISIONS or kind == "goto":
+        return "decision" if kind in DECISIONS else "counter"
+    if kind in WAITS or kind in ir.TERMINAL_KINDS:
+        return "wait" if kind in WAITS else "end"
     return "send" if kind in ir.SEND_KINDS else "action"
 
 
 def _detail(node: ir.Node) -> str:
     step, kind = node.step, node.kind
-    if kind in m.SEND_CHANNELS:
-        return f"{m.SEND_CHANNELS[kind].replace('_', ' ')} · {step.template}"
-    if kind == "notify_team":
-        return f"team · {step.template}"
+    if kind in ir.SEND_KINDS:
+        return f"{m.SEND_CHANNELS.get(kind, 'team').replace('_', ' ')} · {step.template}"
     if kind == "wait":
         return f"wait {step.duration.text}"
-    if kind == "wait_until":
-        if step.date is not None:
-            return f"until {step.date.isoformat()}"
-        return f"until {step.attribute}" + (f" {step.offset.text}" if step.offset else "")
-    if kind == "wait_for_window":
-        return f"window {step.start}–{step.end}" + (
-            "" if len(step.days) == 7 else " " + ",".join(step.days)
-        )
     if kind == "wait_for_event":
         return f"for {step.event}, up to {step.timeout.text}"
+    if kind == "wait_for_window":
+        return f"window {step.start}–{step.end}"
     if kind == "goto":
         return f"loop, at most {step.max_times}×"
     if kind == "repeat":
-        after = f" after {step.after.text}" if step.after else ""
-        return f"start again{after}" + (f", {step.times} runs" if step.times else "")
+        return "start again" + (f" after {step.after.text}" if step.after else "")
     if kind in ("fetch", "webhook"):
-        return f"{step.method} {urlsplit(step.url).hostname or step.url}"
-    if kind in ("decision", "split", "end"):
-        return ""
-    fields = ("tag", "list", "stage", "audience", "workflow", "attribute", "by")
-    what = next((getattr(step, f) for f in fields if getattr(step, f, None) is not None), "")
-    return f"{kind.replace('_', ' ')} {what}".strip()
+        return f"{step.method} {urlsplit(step.url).hostname}"
+    return "" if kind in DECISIONS | WAITS | {"end"} else kind.replace("_", " ")
 
 
 def trigger_text(trigger: Any) -> str:
-    if isinstance(trigger, m.EventTrigger):
-        return trigger.event + (f" where {_where(trigger.where)}" if trigger.where else "")
-    if isinstance(trigger, m.DateTrigger):
-        offset = f" {trigger.offset.text}" if trigger.offset else ""
-        return f"date {trigger.date}{offset} ({trigger.recurs}) at {trigger.at}"
-    if isinstance(trigger, m.InactivityTrigger):
-        return f"inactive for {trigger.inactive_for.text}"
-    if isinstance(trigger, m.AttributeChangedTrigger):
-        return f"{trigger.attribute_changed} changes"
     kind, _, value = trigger.key().partition(":")
-    return f"{kind.replace('_', ' ')}: {value}"
-
-
-def _where(where: dict[str, Any]) -> str:
-    parts = []
-    for name, test in where.items():
-        if isinstance(test, m.Comparison):
-            parts += [f"{name} {op} {value}" for op, value in test.operators().items()]
-        else:
-            parts.append(f"{name} = {test}")
-    return ", ".join(parts)
+    return value if kind == "event" else f"{kind.replace('_', ' ')}: {value}"
 
 
 # --- Mermaid ------------------------------------------------------------------------------
 
-_MERMAID_SHAPES = {
-    "start": '(["{}"])',
-    "decision": '{{"{}"}}',
-    "counter": '{{{{"{}"}}}}',
-    "wait": '(["{}"])',
-    "end": '((("{}")))',
-    "send": '["{}"]',
-    "action": '["{}"]',
-    "missing": '>"{}"]',
-}
-# Fill, stroke and text colour of each shape, shared by the Mermaid classes and the SVG.
-COLOURS = {
-    "start": ("#1e293b", "#1e293b", "#ffffff"),
-    "decision": ("#fef3c7", "#d97706", "#1c1917"),
-    "counter": ("#ffedd5", "#ea580c", "#1c1917"),
-    "wait": ("#ede9fe", "#7c3aed", "#1e1b4b"),
-    "end": ("#dcfce7", "#16a34a", "#052e16"),
-    "send": ("#dbeafe", "#2563eb", "#0f172a"),
-    "action": ("#f1f5f9", "#64748b", "#0f172a"),
-    "missing": ("#fee2e2", "#dc2626", "#450a0a"),
-    "note": ("#fefce8", "#ca8a04", "#422006"),
-}
-# `#` first: every other escape introduces one. Mermaid labels are HTML, hence < > &.
-_MERMAID_ESCAPES = (
-    ("#", "#35;"),
-    ('"', "#quot;"),
-    ("&", "#amp;"),
-    ("<", "#lt;"),
-    (">", "#gt;"),
-    ("[", "#91;"),
-    ("]", "#93;"),
-    ("{", "#123;"),
-    ("}", "#125;"),
-    ("(", "#40;"),
-    (")", "#41;"),
-    ("|", "#124;"),
-    ("`", "#96;"),
-)
+# Per shape: fill, stroke and text colour (shared with the SVG), then Mermaid's brackets.
+_STYLE = """
+start    #1e293b #1e293b #ffffff ([ ])
+decision #fef3c7 #d97706 #1c1917 {  }
+counter  #ffedd5 #ea580c #1c1917 {{ }}
+wait     #ede9fe #7c3aed #1e1b4b ([ ])
+end      #dcfce7 #16a34a #052e16 ((( )))
+send     #dbeafe #2563eb #0f172a [  ]
+action   #f1f5f9 #64748b #0f172a [  ]
+missing  #fee2e2 #dc2626 #450a0a >  ]
+note     #fefce8 #ca8a04 #422006 [  ]
+"""
+STYLES = {name: tuple(rest) for name, *rest in map(str.split, _STYLE.strip().splitlines())}
+_SPECIAL = set('#"&<>[]{}()|`')  # Mermaid labels are HTML, and brackets end them early
 
 
 def mermaid_text(text: str) -> str:
-    text = " ".join(text.split())
-    for char, code in _MERMAID_ESCAPES:
-        text = text.replace(char, code)
-    return text
+    return "".join(
+        "#quot;" if c == '"' else f"#{ord(c)};" if c in _SPECIAL else c
+        for c in " ".join(text.split())
+    )
+
+
+def _mermaid_node(ident: str, shape: str, text: str) -> str:
+    return f'  {ident}{STYLES[shape][3]}"{text}"{STYLES[shape][4]}'
 
 
 def mermaid(d: Diagram) -> str:
     ids: dict[str, str] = {}
-    for key in d.boxes:  # prefixed: a bare id like `end` is a Mermaid keyword
-        base = (
-            "start"
-            if key == START
-            else "n_" + "".join(c if c.isascii() and c.isalnum() else "_" for c in key)
-        )
-        ids[key] = next(
-            name
-            for n in itertools.count(1)
-            if (name := base if n == 1 else f"{base}_{n}") not in ids.values()
-        )
+    for key in d.boxes:  # prefixed: a bare id such as `end` is a Mermaid keyword
+        base = "n_" + "".join(c if c.isascii() and c.isalnum() else "_" for c in key)
+        base = "start" if key == START else base
+        ident, n = base, 1
+        while ident in ids.values():
+            n += 1
+            ident = f"{base}_{n}"
+        ids[key] = ident
     lines = ["flowchart TD"]
     if d.notes:
-        lines.append(f'  note["{"<br/>".join(mermaid_text(n) for n in d.notes)}"]')
-    lines += [
-        f"  {ids[b.key]}{_MERMAID_SHAPES[b.shape].format(mermaid_text(b.label))}"
-        for b in d.boxes.values()
-    ]
+        lines.append(_mermaid_node("note", "note", "<br/>".join(map(mermaid_text, d.notes))))
+    lines += [_mermaid_node(ids[b.key], b.shape, mermaid_text(b.label)) for b in d.boxes.values()]
     for e in d.edges:
-        arrow = "-.->" if e.style else "-->"
         label = f'|"{mermaid_text(e.label)}"|' if e.label else ""
-        lines.append(f"  {ids[e.source]} {arrow}{label} {ids[e.target]}")
-    for shape, (fill, stroke, colour) in COLOURS.items():
+        lines.append(f"  {ids[e.source]} {'-.->' if e.style else '-->'}{label} {ids[e.target]}")
+    for shape, (fill, stroke, colour, *_) in STYLES.items():
         members = [ids[b.key] for b in d.boxes.values() if b.shape == shape]
-        if shape == "note" and d.notes:
-            members = ["note"]
-        if members:
-            # Prefixed: `end` is a keyword, so it cannot name a class.
+        members += ["note"] if shape == "note" and d.notes else []
+        if members:  # class names prefixed for the same reason as ids
             lines.append(f"  classDef j_{shape} fill:{fill},stroke:{stroke},color:{colour}")
             lines.append(f"  class {','.join(members)} j_{shape}")
     return "\n".join(lines) + "\n"
@@ -264,6 +200,8 @@ def mermaid(d: Diagram) -> str:
 # --- SVG layout ---------------------------------------------------------------------------
 
 CHAR, SMALL_CHAR, LINE, GAP_X, GAP_Y, MARGIN = 7.0, 6.0, 17.0, 36.0, 64.0, 24.0
+Point = tuple[float, float]
+Adjacency = dict[str, list[str]]
 
 
 def wrap(text: str, width: int = 28) -> list[str]:
@@ -272,19 +210,19 @@ def wrap(text: str, width: int = 28) -> list[str]:
     return lines
 
 
-def _size(box: Box) -> tuple[float, float]:
-    text = max(len(line) for line in wrap(box.label)) * CHAR
-    height = len(wrap(box.label)) * LINE + (14 if box.detail else 0) + 20
-    extra = {"decision": 36.0, "counter": 36.0, "wait": 20.0, "start": 20.0}.get(box.shape, 0.0)
-    return max(text, len(box.detail) * SMALL_CHAR, 60.0) + 32 + extra, height
+def _size(box: Box) -> Point:
+    lines = wrap(box.label)
+    extra = {"decision": 36, "counter": 36, "wait": 20, "start": 20}.get(box.shape, 0)
+    width = max(max(map(len, lines)) * CHAR, len(box.detail) * SMALL_CHAR, 60.0) + 32 + extra
+    return width, len(lines) * LINE + (14 if box.detail else 0) + 20
 
 
 @dataclass
 class Layout:
     x: dict[str, float]
     y: dict[str, float]
-    size: dict[str, tuple[float, float]]
-    paths: list[tuple[Edge, list[tuple[float, float]], bool]]  # edge, points, is a back edge
+    size: dict[str, Point]
+    paths: list[tuple[Edge, list[Point], bool]]  # edge, points to draw through, is it a loop
 
 
 def layout(d: Diagram) -> Layout:
@@ -292,19 +230,16 @@ def layout(d: Diagram) -> Layout:
     out: dict[str, list[int]] = {k: [] for k in keys}
     for i, e in enumerate(d.edges):
         out[e.source].append(i)
-    # Depth-first from the start: an edge to a node still on the stack closes a loop. Those
-    # are turned round for ranking so the rest is acyclic, and drawn dashed.
+    # Depth-first from the start: an edge to a node still on the stack closes a loop. Loops
+    # are turned round for ranking, so that the rest is acyclic, and drawn dashed.
     done: dict[str, bool] = {}
     back: set[int] = set()
     for root in keys:
-        if root in done:
-            continue
-        done[root] = False
-        stack = [(root, iter(out[root]))]
+        stack = [] if root in done else [(root, iter(out[root]))]
+        done.setdefault(root, False)
         while stack:
             for i in stack[-1][1]:
-                target = d.edges[i].target
-                if target not in done:
+                if (target := d.edges[i].target) not in done:
                     done[target] = False
                     stack.append((target, iter(out[target])))
                     break
@@ -313,90 +248,91 @@ def layout(d: Diagram) -> Layout:
             else:
                 done[stack.pop()[0]] = True
     links = [
-        (i, *((e.target, e.source) if i in back else (e.source, e.target)))
+        (i, e.target, e.source) if i in back else (i, e.source, e.target)
         for i, e in enumerate(d.edges)
         if e.source != e.target
     ]
-    # Longest path from the sources (Kahn's order), so every edge points downwards.
-    rank = dict.fromkeys(keys, 0)
-    pending = dict.fromkeys(keys, 0)
+    # Rank by longest path from the sources (in Kahn's order): every edge points down.
+    rank, pending = dict.fromkeys(keys, 0), dict.fromkeys(keys, 0)
     for _, _, v in links:
         pending[v] += 1
     queue = [k for k in keys if not pending[k]]
     for u in queue:
         for _, a, v in links:
             if a == u:
-                rank[v] = max(rank[v], rank[u] + 1)
-                pending[v] -= 1
-                if not pending[v]:
-                    queue.append(v)
-    # Long edges get a dummy vertex per rank crossed, so they route between boxes.
+                rank[v], pending[v] = max(rank[v], rank[u] + 1), pending[v] - 1
+                queue += [] if pending[v] else [v]
+    # A long edge gets a dummy vertex in each rank it crosses, so it routes between boxes.
     layers: list[list[str]] = [[] for _ in range(max(rank.values()) + 1)]
-    up: dict[str, list[str]] = {k: [] for k in keys}
-    down: dict[str, list[str]] = {k: [] for k in keys}
+    up: Adjacency = {k: [] for k in keys}
+    down: Adjacency = {k: [] for k in keys}
     chains: dict[int, list[str]] = {}
     for k in keys:
         layers[rank[k]].append(k)
     for i, u, v in links:
-        chain = [u, *(f"~{i}.{r}" for r in range(rank[u] + 1, rank[v])), v]
+        chains[i] = chain = [u, *(f"~{i}.{r}" for r in range(rank[u] + 1, rank[v])), v]
         for r, dummy in enumerate(chain[1:-1], rank[u] + 1):
             layers[r].append(dummy)
             up[dummy], down[dummy] = [], []
         for a, b in itertools.pairwise(chain):
             down[a].append(b)
             up[b].append(a)
-        chains[i] = chain
-    # Start from depth-first order, so branches appear left to right as written.
+    # Start from depth-first order, so that branches appear left to right as written.
     order: dict[str, int] = {}
     for root in keys:
-        stack = [root]
-        while stack:
-            if (k := stack.pop()) not in order:
+        todo = [root]
+        while todo:
+            if (k := todo.pop()) not in order:
                 order[k] = len(order)
-                stack.extend(reversed(down[k]))
+                todo.extend(reversed(down[k]))
     for layer in layers:
         layer.sort(key=order.__getitem__)
     layers = _reduce_crossings(layers, up, down)
     size = {k: _size(d.boxes[k]) if k in d.boxes else (0.0, 0.0) for k in order}
     x = _place(layers, size, up, down)
     y: dict[str, float] = {}
-    tops, top = [], 0.0
+    rows, top = [], 0.0
     for layer in layers:
         height = max(size[k][1] for k in layer)
-        tops.append((top, top + height))
+        rows.append((top, top + height))
         y.update((k, top + height / 2) for k in layer)
         top += height + GAP_Y
+
+    def port(key: str, toward: str, side: int) -> Point:
+        # Nudged towards the other end, so that edges leaving one box fan out.
+        width, height = size[key]
+        inset = height / 2 if d.boxes[key].shape in ("wait", "start") else 20.0
+        reach = max(0.0, min(width / 2 - inset, 36.0))
+        return x[key] + max(-reach, min(reach, x[toward] - x[key])), y[key] + side * height / 2
+
     paths = []
-    for i, u, v in links:
+    for i, _, _ in links:
         chain = chains[i]
-        points = [_port(chain[0], x[chain[1]], 1, x, y, size, d)]
+        points = [port(chain[0], chain[1], 1)]
         for dummy in chain[1:-1]:
-            row = tops[int(dummy.rsplit(".", 1)[1])]
+            row = rows[int(dummy.rsplit(".", 1)[1])]
             points += [(x[dummy], row[0]), (x[dummy], row[1])]
-        points.append(_port(chain[-1], x[chain[-2]], -1, x, y, size, d))
+        points.append(port(chain[-1], chain[-2], -1))
         paths.append((d.edges[i], points[::-1] if i in back else points, i in back))
     return Layout(x, y, size, paths)
 
 
-def _crossings(layers: list[list[str]], down: dict[str, list[str]]) -> int:
+def _crossings(layers: list[list[str]], down: Adjacency) -> int:
     total = 0
     for upper, lower in itertools.pairwise(layers):
         at = {k: i for i, k in enumerate(lower)}
         ends = [(i, at[b]) for i, a in enumerate(upper) for b in down[a]]
-        total += sum(
-            (a1 - a2) * (b1 - b2) < 0 for (a1, b1), (a2, b2) in itertools.combinations(ends, 2)
-        )
+        pairs = itertools.combinations(ends, 2)
+        total += sum((a1 - a2) * (b1 - b2) < 0 for (a1, b1), (a2, b2) in pairs)
     return total
 
 
-def _reduce_crossings(
-    layers: list[list[str]], up: dict[str, list[str]], down: dict[str, list[str]]
-) -> list[list[str]]:
+def _reduce_crossings(layers: list[list[str]], up: Adjacency, down: Adjacency) -> list[list[str]]:
     """Barycenter sweeps down and up, keeping the best order seen (ties keep the old order)."""
     best, fewest = [list(layer) for layer in layers], _crossings(layers, down)
     for sweep in range(8):
-        downwards = sweep % 2 == 0
-        for r in range(1, len(layers)) if downwards else range(len(layers) - 2, -1, -1):
+        downwards, last = sweep % 2 == 0, len(layers) - 1
+        for r in range(1, last + 1) if downwards else range(last - 1, -1, -1):
             ref = {k: i for i, k in enumerate(layers[r - 1 if downwards else r + 1])}
             near = up if downwards else down
             keyed = {
@@ -410,57 +346,33 @@ def _reduce_crossings(
 
 
 def _place(
-    layers: list[list[str]],
-    size: dict[str, tuple[float, float]],
-    up: dict[str, list[str]],
-    down: dict[str, list[str]],
+    layers: list[list[str]], size: dict[str, Point], up: Adjacency, down: Adjacency
 ) -> dict[str, float]:
-    """Pull each node towards the mean of its neighbours, alternately above and below."""
-    x: dict[str, float] = {}
-    for layer in layers:
-        x.update(zip(layer, _pack(layer, [0.0] * len(layer), size), strict=True))
-    for sweep in range(12):
-        near = up if sweep % 2 == 0 else down
-        for layer in layers if sweep % 2 == 0 else layers[::-1]:
+    """Pull each node towards the mean of its neighbours, above and below in turn."""
+    x = {k: 0.0 for layer in layers for k in layer}
+    for sweep in range(13):
+        near = up if sweep % 2 else down
+        for layer in layers if sweep % 2 else layers[::-1]:
             wanted = [sum(x[n] for n in near[k]) / len(near[k]) if near[k] else x[k] for k in layer]
             x.update(zip(layer, _pack(layer, wanted, size), strict=True))
     return x
 
 
-def _pack(
-    layer: list[str], wanted: list[float], size: dict[str, tuple[float, float]]
-) -> list[float]:
-    """The positions closest to `wanted` (least squares) that keep order and spacing."""
+def _pack(layer: list[str], wanted: list[float], size: dict[str, Point]) -> list[float]:
+    """The positions nearest `wanted` (least squares) that keep the order and the gaps:
+    isotonic regression by pool-adjacent-violators on position minus minimum offset."""
     offsets = [0.0]
     for a, b in itertools.pairwise(layer):
-        real = size[a][1] > 0 and size[b][1] > 0
-        offsets.append(offsets[-1] + (size[a][0] + size[b][0]) / 2 + GAP_X / (1 if real else 2))
-    blocks: list[list[float]] = []  # pool-adjacent-violators: [sum, count]
+        gap = GAP_X if size[a][1] and size[b][1] else GAP_X / 2  # dummies sit closer
+        offsets.append(offsets[-1] + (size[a][0] + size[b][0]) / 2 + gap)
+    blocks: list[list[float]] = []  # [sum, count]
     for want, offset in zip(wanted, offsets, strict=True):
         blocks.append([want - offset, 1.0])
         while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
             total, count = blocks.pop()
-            blocks[-1][0] += total
-            blocks[-1][1] += count
-    shifts = [s / n for s, n in blocks for _ in range(int(n))]
+            blocks[-1] = [blocks[-1][0] + total, blocks[-1][1] + count]
+    shifts = [total / count for total, count in blocks for _ in range(int(count))]
     return [shift + offset for shift, offset in zip(shifts, offsets, strict=True)]
-
-
-def _port(
-    key: str,
-    toward: float,
-    side: int,
-    x: dict[str, float],
-    y: dict[str, float],
-    size: dict[str, tuple[float, float]],
-    d: Diagram,
-) -> tuple[float, float]:
-    """Where an edge meets a box: bottom (side 1) or top (-1), nudged towards its other end
-    so that edges leaving one box fan out instead of sharing a point."""
-    width, height = size[key]
-    inset = {"decision": 20.0, "counter": 20.0, "wait": height / 2, "start": height / 2}
-    reach = max(0.0, min(width / 2 - inset.get(d.boxes[key].shape, 14.0) - 4, 36.0))
-    return x[key] + max(-reach, min(reach, toward - x[key])), y[key] + side * height / 2
 
 
 # --- SVG drawing --------------------------------------------------------------------------
@@ -471,128 +383,112 @@ def _n(value: float) -> str:
     return "0" if text == "-0" else text
 
 
-def _text(
-    cx: float, top: float, lines: list[str], colour: str, size: int = 13, weight: str = ""
-) -> str:
-    bold = ' font-weight="bold"' if weight else ""
-    spans = "".join(
-        f'<tspan x="{_n(cx)}" y="{_n(top + (i + 0.8) * LINE)}">{escape(line)}</tspan>'
-        for i, line in enumerate(lines)
+def _el(tag: str, body: str = "", /, **attrs: str | float) -> str:
+    """An element; `body` is markup already. Attribute names: class_ -> class, a_b -> a-b."""
+    text = "".join(
+        f" {name.rstrip('_').replace('_', '-')}="
+        + quoteattr(value if isinstance(value, str) else _n(value))
+        for name, value in attrs.items()
     )
-    return f'<text text-anchor="middle" font-size="{size}" fill="{colour}"{bold}>{spans}</text>'
+    return f"<{tag}{text}>{body}</{tag}>" if body else f"<{tag}{text}/>"
+
+
+def _text(cx: float, top: float, lines: list[str], fill: str, size: int = 13) -> str:
+    spans = "".join(
+        _el("tspan", escape(line), x=cx, y=top + (i + 0.8) * LINE) for i, line in enumerate(lines)
+    )
+    return _el("text", spans, text_anchor="middle", font_size=size, fill=fill)
 
 
 def _shape_svg(shape: str, cx: float, cy: float, w: float, h: float) -> str:
-    fill, stroke, _ = COLOURS[shape]
-    paint = f'fill="{fill}" stroke="{stroke}" stroke-width="{2 if shape == "end" else 1.5}"'
+    fill, stroke, *_ = STYLES[shape]
+    paint: dict[str, str | float] = {"fill": fill, "stroke": stroke}
+    paint["stroke_width"] = 2.0 if shape == "end" else 1.5
+    if shape in ("missing", "note"):
+        paint["stroke_dasharray"] = "5 3"
     if shape in ("decision", "counter"):
-        l, r, t, b, i = cx - w / 2, cx + w / 2, cy - h / 2, cy + h / 2, 18
-        pts = [(l, cy), (l + i, t), (r - i, t), (r, cy), (r - i, b), (l + i, b)]
-        return f'<polygon points="{" ".join(f"{_n(a)},{_n(c)}" for a, c in pts)}" {paint}/>'
+        x0, x1, y0, y1 = cx - w / 2, cx + w / 2, cy - h / 2, cy + h / 2
+        pts = [(x0, cy), (x0 + 18, y0), (x1 - 18, y0), (x1, cy), (x1 - 18, y1), (x0 + 18, y1)]
+        return _el("polygon", points=" ".join(f"{_n(a)},{_n(b)}" for a, b in pts), **paint)
     rx = h / 2 if shape in ("wait", "start") else 14 if shape == "end" else 6
-    dash = ' stroke-dasharray="5 3"' if shape in ("missing", "note") else ""
-    return (
-        f'<rect x="{_n(cx - w / 2)}" y="{_n(cy - h / 2)}" width="{_n(w)}" height="{_n(h)}" '
-        f'rx="{_n(rx)}" {paint}{dash}/>'
-    )
+    return _el("rect", x=cx - w / 2, y=cy - h / 2, width=w, height=h, rx=rx, **paint)
 
 
-def _label_spot(
-    p: tuple[float, float],
-    q: tuple[float, float],
-    width: float,
-    placed: list[tuple[float, float, float]],
-) -> tuple[float, float]:
-    """A point on the edge's first curve whose label misses the labels already placed:
+def _label_spot(p: Point, q: Point, width: float, placed: list[tuple[float, ...]]) -> Point:
+    """A point on the edge's first curve where its label misses those already placed:
     edges leaving one box start close together and drift apart further down."""
-    spots = []
+    spots, mid = [], (p[1] + q[1]) / 2
     for t in (0.5, 0.72, 0.3, 0.88, 0.12):
-        near, far = (1 - t) ** 3 + 3 * (1 - t) ** 2 * t, 3 * (1 - t) * t * t + t**3
-        mid = (p[1] + q[1]) / 2
-        y = p[1] * (1 - t) ** 3 + mid * 3 * (1 - t) * t + q[1] * t**3
-        spots.append((p[0] * near + q[0] * far, y))
-    clear = [
-        (x, y)
-        for x, y in spots
-        if all(abs(x - ox) > (width + ow) / 2 + 2 or abs(y - oy) > 19 for ox, oy, ow in placed)
-    ]
-    return (clear or spots)[0]
+        s, u = t * t * (3 - 2 * t), 1 - t  # the x blend of a vertical-tangent cubic
+        spots.append((p[0] + (q[0] - p[0]) * s, p[1] * u**3 + mid * 3 * u * t + q[1] * t**3))
+    for x, y in spots:
+        if all(abs(x - ox) > (width + ow) / 2 + 2 or abs(y - oy) > 19 for ox, oy, ow in placed):
+            return x, y
+    return spots[0]
+
+
+_ARROW = (
+    '<marker id="jg-{0}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="10" '
+    'markerHeight="10" markerUnits="userSpaceOnUse" orient="auto">'
+    '<path d="M0,1L10,5L0,9z" fill="{1}"/></marker>'
+)
 
 
 def svg(d: Diagram, title: str) -> str:
     lay = layout(d)
-    real = [k for k in d.boxes]
     left = min(lay.x[k] - lay.size[k][0] / 2 for k in lay.x)
     right = max(lay.x[k] + lay.size[k][0] / 2 for k in lay.x)
-    bottom = max(lay.y[k] + lay.size[k][1] / 2 for k in real)
+    bottom = max(lay.y[k] + lay.size[k][1] / 2 for k in lay.x)
     note_w = max([len(n) * CHAR + 28 for n in d.notes], default=0.0)
-    note_h = len(d.notes) * LINE + 16 if d.notes else 0.0
+    note_h = len(d.notes) * LINE + 16
     head = 30 + (note_h + 20 if d.notes else 0)
     width = max(right - left, note_w, len(title) * 9.0) + 2 * MARGIN
     height = bottom + head + 2 * MARGIN
-    arrow = (
-        '<marker id="jg-{0}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="10" '
-        'markerHeight="10" markerUnits="userSpaceOnUse" orient="auto">'
-        '<path d="M0,1L10,5L0,9z" fill="{1}"/></marker>'
-    )
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{_n(width)}" height="{_n(height)}" '
         f'viewBox="0 0 {_n(width)} {_n(height)}" font-family="Helvetica, Arial, sans-serif">',
-        f"<title>{escape(title)}</title>",
-        f"<defs>{arrow.format('arrow', '#475569')}{arrow.format('loop', '#ea580c')}</defs>",
-        f'<rect width="{_n(width)}" height="{_n(height)}" fill="#ffffff"/>',
-        f'<text x="{_n(MARGIN)}" y="{_n(MARGIN + 14)}" font-size="17" font-weight="bold" '
-        f'fill="#0f172a">{escape(title)}</text>',
+        _el("title", escape(title)),
+        _el("defs", _ARROW.format("arrow", "#475569") + _ARROW.format("loop", "#ea580c")),
+        _el("rect", width=width, height=height, fill="#ffffff"),
+        _el("text", escape(title), x=MARGIN, y=MARGIN + 14, font_size=17, font_weight="bold"),
     ]
     if d.notes:
-        parts.append(
-            f'<g class="note">{_shape_svg("note", MARGIN + note_w / 2, MARGIN + 30 + note_h / 2, note_w, note_h)}'
+        box = _shape_svg("note", MARGIN + note_w / 2, MARGIN + 30 + note_h / 2, note_w, note_h)
+        lines = "".join(
+            _el("tspan", escape(note), x=MARGIN + 14, y=MARGIN + 38 + (i + 0.8) * LINE)
+            for i, note in enumerate(d.notes)
         )
-        parts += [
-            f'<text x="{_n(MARGIN + 14)}" y="{_n(MARGIN + 38 + (i + 0.8) * LINE)}" '
-            f'font-size="13" fill="{COLOURS["note"][2]}">{escape(n)}</text>'
-            for i, n in enumerate(d.notes)
-        ]
-        parts.append("</g>")
+        text = _el("text", lines, font_size=13, fill=STYLES["note"][2])
+        parts.append(_el("g", box + text, class_="note"))
     parts.append(f'<g transform="translate({_n(MARGIN - left)},{_n(MARGIN + head)})">')
     labels: list[str] = []
-    placed: list[tuple[float, float, float]] = []
-    for edge, points, is_back in lay.paths:
-        colour = "#ea580c" if is_back else "#475569"
+    placed: list[tuple[float, ...]] = []
+    for edge, points, is_loop in lay.paths:
+        colour = "#ea580c" if is_loop else "#475569"
         path = f"M{_n(points[0][0])},{_n(points[0][1])}"
-        for (x1, y1), (x2, y2) in itertools.pairwise(points):
-            mid = (y1 + y2) / 2
-            path += f" C{_n(x1)},{_n(mid)} {_n(x2)},{_n(mid)} {_n(x2)},{_n(y2)}"
-        dash = ' stroke-dasharray="6 4"' if is_back or edge.style else ""
+        for (x1, y1), (x2, y2) in itertools.pairwise(points):  # vertical S-curves
+            ym = _n((y1 + y2) / 2)
+            path += f" C{_n(x1)},{ym} {_n(x2)},{ym} {_n(x2)},{_n(y2)}"
+        style: dict[str, str | float] = {"fill": "none", "stroke": colour, "stroke_width": 1.5}
+        if is_loop or edge.style:
+            style["stroke_dasharray"] = "6 4"
         parts.append(
-            f'<path d="{path}" fill="none" stroke="{colour}" stroke-width="1.5"{dash} '
-            f'marker-end="url(#jg-{"loop" if is_back else "arrow"})"/>'
+            _el("path", d=path, marker_end=f"url(#jg-{'loop' if is_loop else 'arrow'})", **style)
         )
         if edge.label:
             w = len(edge.label) * SMALL_CHAR + 10
             cx, cy = _label_spot(points[0], points[1], w, placed)
             placed.append((cx, cy, w))
-            labels.append(
-                f'<rect x="{_n(cx - w / 2)}" y="{_n(cy - 9)}" width="{_n(w)}" '
-                f'height="18" rx="4" fill="#ffffff" fill-opacity="0.92"/>'
-                + _text(cx, cy - 9.5, [edge.label], colour, 11)
-            )
-    for key, box in d.boxes.items():
+            back = _el("rect", x=cx - w / 2, y=cy - 9, width=w, height=18.0, rx=4.0, fill="#fff")
+            labels.append(back + _text(cx, cy - 9.5, [edge.label], colour, 11))
+    for key, box_ in d.boxes.items():
         (w, h), cx, cy = lay.size[key], lay.x[key], lay.y[key]
-        lines, colour = wrap(box.label), COLOURS[box.shape][2]
-        top = cy - h / 2 + 10
-        tip = escape(box.label + (f"\n{box.note}" if box.note else ""))
-        parts.append(
-            f'<g class="node {box.shape}" data-key={quoteattr(key)}><title>{tip}</title>'
-            + _shape_svg(box.shape, cx, cy, w, h)
-            + _text(cx, top, lines, colour)
-            + (
-                _text(cx, top + len(lines) * LINE - 2, [box.detail], colour, 11)
-                if box.detail
-                else ""
-            )
-            + "</g>"
-        )
+        lines_, colour, top = wrap(box_.label), STYLES[box_.shape][2], cy - h / 2 + 10
+        body = _el("title", escape(box_.label + (f"\n{box_.note}" if box_.note else "")))
+        body += _shape_svg(box_.shape, cx, cy, w, h) + _text(cx, top, lines_, colour)
+        if box_.detail:
+            body += _text(cx, top + len(lines_) * LINE - 2, [box_.detail], colour, 11)
+        parts.append(_el("g", body, class_=f"node {box_.shape}", data_key=key))
     parts += [*labels, "</g>", "</svg>"]
     return "\n".join(parts) + "\n"
 
@@ -600,21 +496,18 @@ def svg(d: Diagram, title: str) -> str:
 # --- HTML ---------------------------------------------------------------------------------
 
 
-def settings_text(workflow: m.Workflow) -> list[tuple[str, str]]:
-    s = workflow.settings
-    re_entry = {"never": "never", "always": "any time"}.get(str(s.re_entry), "") or (
-        f"after {s.re_entry.after.text}" if isinstance(s.re_entry, m.ReEntryAfter) else ""
-    )
-    rows = [("Re-entry", re_entry)]
-    if s.frequency_cap:
-        rows.append(
-            (
-                "Frequency cap",
-                f"{s.frequency_cap.max} messages per {s.frequency_cap.per.text} (all workflows)",
-            )
-        )
-    if s.quiet_hours:
-        rows.append(("Quiet hours", f"{s.quiet_hours.start}–{s.quiet_hours.end}, sends held"))
+def facts(journey: ir.Journey) -> list[tuple[str, str]]:
+    wf, s = journey.workflow, journey.workflow.settings
+    plural = "s" if len(wf.triggers()) > 1 else ""
+    rows = [(f"Trigger{plural}", "; ".join(trigger_text(t) for t in wf.triggers()))]
+    rows += [("Goal", f"{wf.goal.label} ({wf.goal.key()})")] if wf.goal else []
+    rows += [("Exit", f"{x.label} ({x.key()})") for x in journey.exits]
+    again = f"after {s.re_entry.after.text}" if isinstance(s.re_entry, m.ReEntryAfter) else ""
+    rows.append(("Re-entry", again or {"always": "any time"}.get(str(s.re_entry), "never")))
+    if cap := s.frequency_cap:
+        rows.append(("Frequency cap", f"{cap.max} messages per {cap.per.text}, all workflows"))
+    if quiet := s.quiet_hours:
+        rows.append(("Quiet hours", f"{quiet.start}–{quiet.end}; sends wait until the end"))
     rows.append(("Time zone", s.time_zone or "the contact's, else UTC"))
     return rows
 
@@ -629,27 +522,14 @@ footer{color:#64748b;font-size:13px;margin-top:2rem}"""
 
 
 def page(journey: ir.Journey) -> str:
-    wf, d = journey.workflow, diagram(journey)
-    rows = [
-        (
-            "Trigger" + ("s" if len(wf.triggers()) > 1 else ""),
-            "; ".join(trigger_text(t) for t in wf.triggers()),
-        )
-    ]
-    if wf.goal:
-        rows.append(("Goal", f"{wf.goal.label} ({wf.goal.key()})"))
-    if journey.exits:
-        rows.append(("Exits", "; ".join(f"{s.label} ({s.key()})" for s in journey.exits)))
-    rows += settings_text(wf)
-    e = html.escape
-    facts = "".join(f"<dt>{e(term)}</dt><dd>{e(text)}</dd>" for term, text in rows)
-    lead = f'<p class="lead">{e(wf.description)}</p>' if wf.description else ""
+    wf, d, e = journey.workflow, diagram(journey), html.escape
+    rows = "".join(f"<dt>{e(term)}</dt><dd>{e(text)}</dd>" for term, text in facts(journey))
+    lead = f'<p class="lead">{e(wf.description)}</p>\n' if wf.description else ""
     return (
         f'<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{e(wf.name)} · Journeys</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-        f"<h1>{e(wf.name)}</h1>\n{lead}\n<dl>{facts}</dl>\n"
-        f"<figure>\n{svg(d, wf.name)}</figure>\n"
+        f"<h1>{e(wf.name)}</h1>\n{lead}<dl>{rows}</dl>\n<figure>\n{svg(d, wf.name)}</figure>\n"
         f"<details>\n<summary>Mermaid source</summary>\n<pre>{e(mermaid(d))}</pre>\n"
         f"</details>\n<footer>{e(wf.id)} · drawn by <code>journeys graph</code> from "
         f"{e(journey.file)}</footer>\n</body>\n</html>\n"

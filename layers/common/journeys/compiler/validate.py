@@ -81,6 +81,20 @@ class TemplateIndex:
                     )
                 )
                 self.parsed.pop(name, None)
+        template = self.parsed.get(name)
+        if template is not None and template.channel == "email" and not template.transactional:
+            used = {(u.root, u.first) for u in variables_used(template.html)}
+            if ("links", "unsubscribe") not in used:
+                position = document.position_of(("html",))
+                problems.append(
+                    Diagnostic(Severity.ERROR, str(path), position.line, position.column,
+                               "marketing email without an unsubscribe link: mailbox providers "
+                               "require one from bulk senders",
+                               'add <a href="{{ links.unsubscribe }}">Unsubscribe</a> to html, '
+                               "or set transactional: true for a service message",
+                               code="no-unsubscribe-link")
+                )
+                self.parsed.pop(name, None)
         if problems:
             self.problems[name] = problems
         return self.parsed.get(name)
@@ -609,6 +623,12 @@ class Checker:
                 continue
             sends += node.kind in m.SEND_CHANNELS
             best = max(best, sends)
+            if node.kind == "wait_for_event":
+                # The event may come at once (yes), or the whole timeout passes (no).
+                yes, no = node.branches
+                stack.append((yes.target, elapsed, sends, depth + 1))
+                stack.append((no.target, elapsed + self.wait_seconds(node), sends, depth + 1))
+                continue
             elapsed += self.wait_seconds(node) if node.kind == "wait" else 0
             for successor in node.successors:
                 stack.append((successor, elapsed, sends, depth + 1))
