@@ -580,5 +580,5 @@ steps:
 """, templates=templates)
     error = only(diagnostics, "no-unsubscribe-link")
     assert error.file.endswith("templates/promo.yaml")
-    assert error.line == 3
+    assert error.line == 4
     assert "transactional: true" in error.hint

@@ -94,7 +94,6 @@ class TemplateIndex:
                                "or set transactional: true for a service message",
                                code="no-unsubscribe-link")
                 )
-                self.parsed.pop(name, None)
         if problems:
             self.problems[name] = problems
         return self.parsed.get(name)
