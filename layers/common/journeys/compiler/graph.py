@@ -86,6 +86,11 @@ def diagram(journey: ir.Journey) -> Diagram:
         if target not in boxes:  # validation reports these; still draw what was written
             text = "End of steps (no end)" if target == ir.FALL_OFF else f"Missing: {target}"
             boxes[target] = Box(target, "missing", text)
+        for n, old in enumerate(edges):  # both ways lead on: one edge, "Yes / No"
+            if (old.source, old.target) == (source, target):
+                label = " / ".join(text for text in (old.label, label) if text)
+                edges[n] = Edge(source, target, label, old.style or style)
+                return
         edges.append(Edge(source, target, label, style))
 
     add(START, journey.start, "")
@@ -205,16 +210,25 @@ Adjacency = dict[str, list[str]]
 
 
 def wrap(text: str, width: int = 28) -> list[str]:
-    while len(lines := textwrap.wrap(text, width) or [""]) > 3:
-        width += 4
+    """At most three lines of about equal length: "+ 20 % off" rather than a lone "off"."""
+    count = min(3, max(1, -(-len(text) // width)))
+    width = -(-len(text) // count)
+    while len(lines := textwrap.wrap(text, width) or [""]) > count:
+        width += 1
     return lines
 
 
+def lines_of(box: Box) -> tuple[list[str], str]:
+    """The label's lines and the detail as drawn; a long detail widens the label's lines."""
+    detail = box.detail if len(box.detail) <= 36 else box.detail[:35] + "…"
+    return wrap(box.label, max(28, int(len(detail) * SMALL_CHAR / CHAR))), detail
+
+
 def _size(box: Box) -> Point:
-    lines = wrap(box.label)
+    lines, detail = lines_of(box)
     extra = {"decision": 36, "counter": 36, "wait": 20, "start": 20}.get(box.shape, 0)
-    width = max(max(map(len, lines)) * CHAR, len(box.detail) * SMALL_CHAR, 60.0) + 32 + extra
-    return width, len(lines) * LINE + (14 if box.detail else 0) + 20
+    width = max(max(map(len, lines)) * CHAR, len(detail) * SMALL_CHAR, 60.0) + 32 + extra
+    return width, len(lines) * LINE + (14 if detail else 0) + 20
 
 
 @dataclass
@@ -296,7 +310,9 @@ def layout(d: Diagram) -> Layout:
         height = max(size[k][1] for k in layer)
         rows.append((top, top + height))
         y.update((k, top + height / 2) for k in layer)
-        top += height + GAP_Y
+        # Edges reaching far sideways get more height, or their curves lie almost flat.
+        span = max((abs(x[a] - x[b]) for a in layer for b in down[a]), default=0.0)
+        top += height + GAP_Y + min(60.0, max(0.0, span - 150) / 8)
 
     def port(key: str, toward: str, side: int) -> Point:
         # Nudged towards the other end, so that edges leaving one box fan out.
@@ -483,11 +499,12 @@ def svg(d: Diagram, title: str) -> str:
             labels.append(back + _text(cx, cy - 9.5, [edge.label], colour, 11))
     for key, box_ in d.boxes.items():
         (w, h), cx, cy = lay.size[key], lay.x[key], lay.y[key]
-        lines_, colour, top = wrap(box_.label), STYLES[box_.shape][2], cy - h / 2 + 10
-        body = _el("title", escape(box_.label + (f"\n{box_.note}" if box_.note else "")))
-        body += _shape_svg(box_.shape, cx, cy, w, h) + _text(cx, top, lines_, colour)
-        if box_.detail:
-            body += _text(cx, top + len(lines_) * LINE - 2, [box_.detail], colour, 11)
+        (lines_, detail), colour, top = lines_of(box_), STYLES[box_.shape][2], cy - h / 2 + 10
+        tip = "\n".join(text for text in (box_.label, box_.detail, box_.note) if text)
+        body = _el("title", escape(tip)) + _shape_svg(box_.shape, cx, cy, w, h)
+        body += _text(cx, top, lines_, colour)
+        if detail:
+            body += _text(cx, top + len(lines_) * LINE - 2, [detail], colour, 11)
         parts.append(_el("g", body, class_=f"node {box_.shape}", data_key=key))
     parts += [*labels, "</g>", "</svg>"]
     return "\n".join(parts) + "\n"
