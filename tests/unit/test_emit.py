@@ -282,3 +282,62 @@ def test_a_label_never_takes_an_explicit_id(tmp_path: Path) -> None:
     # THEN the jump lands on the step with that id
     counter = journey_states(machine)["States"]["Count: Back to the real one"]
     assert counter["Next"] == "The real one"
+
+
+def test_goal_then_steps_run_after_the_race(tmp_path: Path) -> None:
+    # GIVEN a goal with follow-up steps
+    machine = machine_of(
+        tmp_path,
+        "  - {type: wait, label: Pause, for: 2h}\n  - type: end",
+        extra="""goal:
+  label: Bought
+  event: checkout_completed
+  then:
+    - {type: remove_from_audience, label: Stop retargeting, audience: visitors, network: facebook}
+    - {type: send_sms, label: Say thanks, template: sms}""",
+        templates=SMS,
+    )
+    # THEN the race hands the converted contact to them, and they end in "Goal reached"
+    race = machine["States"]["Demo"]
+    goal_catch = next(c for c in race["Catch"] if c["ErrorEquals"] == ["Journeys.GoalReached"])
+    assert goal_catch["Next"] == "Stop retargeting"
+    assert machine["States"]["Stop retargeting"]["Next"] == "Say thanks"
+    assert machine["States"]["Say thanks"]["Next"] == "Goal reached"
+    assert machine["States"]["Goal reached"]["Type"] == "Succeed"
+    assert "Say thanks" not in journey_states(machine)["States"]
+
+
+def test_goto_cannot_cross_into_goal_steps(tmp_path: Path) -> None:
+    result = compile_one(
+        tmp_path,
+        """
+id: demo
+name: Demo
+trigger: {event: signed_up}
+goal:
+  label: Bought
+  event: checkout_completed
+  then: [{id: thanks, type: add_tag, label: Thank, tag: buyer}]
+steps:
+  - {type: goto, step: thanks}
+""",
+    )
+    assert any(d.code == "jump-across-goal" for d in result.diagnostics)
+
+
+def test_started_by_filters_and_event_dates(tmp_path: Path) -> None:
+    machine = machine_of(
+        tmp_path,
+        """
+  - type: decision
+    label: Pricing page?
+    condition: {started_by: signed_up, where: {url: {contains: /pricing}}}
+  - {type: wait_until, label: Day before, event_property: starts_at, offset: -1 day}
+  - type: end
+""",
+    )
+    states = journey_states(machine)["States"]
+    condition = states["Check: Pricing page?"]["Parameters"]["Payload"]["paths"][0]["condition"]
+    assert condition == {"started_by": "signed_up", "where": {"url": {"contains": "/pricing"}}}
+    schedule = states["Schedule: Day before"]["Parameters"]["Payload"]
+    assert schedule["event_property"] == "starts_at" and "attribute" not in schedule

@@ -42,6 +42,12 @@ LOOP: dict[str, Any] = {
             ],
         },
         {
+            "type": "wait_for_event",
+            "label": "Clicked within a day?",
+            "event": "clicked",
+            "timeout": "1 day",
+        },
+        {
             "type": "ab_split",
             "id": "offer",
             "label": "Offer test",
@@ -139,7 +145,9 @@ def test_a_bounded_loop_and_a_plain_goto_render() -> None:
     mermaid = graph.render(journey, "mermaid")
     assert 'n_try_again{{"Try again"}}' in mermaid
     assert 'n_try_again -.->|"again, up to 3×"| n_pause' in mermaid
-    assert 'n_try_again -->|"after 3×"| n_offer' in mermaid
+    assert 'n_try_again -->|"after 3×"| n_clicked_within_a_day' in mermaid
+    # Both answers lead on to the next step: one edge, not two drawn on top of each other.
+    assert 'n_clicked_within_a_day -->|"Yes / No"| n_offer' in mermaid
     # The plain goto is not a box: its decision jumps straight to the target, dashed.
     assert 'n_opened_the_welcome_email -.->|"Yes · goto"| n_offer' in mermaid
     assert 'n_offer -->|"A #40;45%#41;"| n_offer_a' in mermaid

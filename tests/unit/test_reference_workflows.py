@@ -278,7 +278,10 @@ def test_course_recommendations(machines: dict[str, Any]) -> None:
     ]
     fetch = state(recs, "Fetch course recommendations")
     assert fetch["ResultPath"] == "$.data.recommendations"
-    assert recs["States"][recs["StartAt"]]["Branches"][1]["StartAt"] == "Watch for: Enrolled in another course"
+    assert (
+        recs["States"][recs["StartAt"]]["Branches"][1]["StartAt"]
+        == "Watch for: Enrolled in another course"
+    )
 
 
 def test_churn_prevention(machines: dict[str, Any]) -> None:

@@ -567,17 +567,23 @@ def test_random_damage_to_reference_workflows_never_crashes(tmp_path: Path) -> N
 
 
 def test_marketing_email_needs_an_unsubscribe_link(tmp_path: Path) -> None:
-    templates = {"promo": """
+    templates = {
+        "promo": """
         channel: email
         subject: Sale
         html: "<p>50% off</p>"
         text: "50% off"
-        """}
-    diagnostics = errors_of(tmp_path, """
+        """
+    }
+    diagnostics = errors_of(
+        tmp_path,
+        """
 steps:
   - {type: send_email, label: Promo, template: promo}
   - type: end
-""", templates=templates)
+""",
+        templates=templates,
+    )
     error = only(diagnostics, "no-unsubscribe-link")
     assert error.file.endswith("templates/promo.yaml")
     assert error.line == 4

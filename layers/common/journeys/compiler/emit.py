@@ -116,9 +116,9 @@ class Context:
     def time_zone(self, step: Any = None) -> str | None:
         return getattr(step, "time_zone", None) or self.workflow.settings.time_zone
 
-    def finish(self, name: str, comment: str) -> State:
+    def finish(self, node: ir.Node, name: str, comment: str) -> State:
         """A journey ending: Succeed, or inside the goal race a Fail the race catches."""
-        if self.journey.races:
+        if self.journey.races and node.key not in self.journey.after_goal:
             return {
                 "Type": "Fail",
                 "Comment": comment,
@@ -453,13 +453,15 @@ def emit_wait_until(node: ir.Node, ctx: Context) -> States:
     payload = {
         **ctx.base_payload(node),
         "action": "date",
-        "attribute": step.attribute,
+        **({"attribute": step.attribute} if step.attribute else {}),
+        **({"event_property": step.event_property} if step.event_property else {}),
         "offset_seconds": step.offset.seconds if step.offset else 0,
         "at": step.at,
         "time_zone": ctx.time_zone(step),
     }
     offset = f" {step.offset.text}" if step.offset else ""
-    return scheduled_wait(node, ctx, payload, f"Wait until {step.attribute}{offset}")
+    source = step.attribute or f"event.{step.event_property}"
+    return scheduled_wait(node, ctx, payload, f"Wait until {source}{offset}")
 
 
 def emit_wait_for_window(node: ir.Node, ctx: Context) -> States:
@@ -708,12 +710,12 @@ def emit_repeat(node: ir.Node, ctx: Context) -> States:
         ],
         "Next": done,
     }
-    states[done] = ctx.finish(done, ctx.comment(node, "This run is over"))
+    states[done] = ctx.finish(node, done, ctx.comment(node, "This run is over"))
     return states
 
 
 def emit_end(node: ir.Node, ctx: Context) -> States:
-    return {node.label: ctx.finish(node.label, ctx.comment(node, "The journey ends here"))}
+    return {node.label: ctx.finish(node, node.label, ctx.comment(node, "The journey ends here"))}
 
 
 Emitter = Callable[[ir.Node, Context], States]
@@ -806,8 +808,10 @@ def emit_journey(journey: ir.Journey) -> dict[str, Any]:
             "Next": start,
         }
         start = ir.START_STATE
+    after_goal: States = {}
     for node in journey.nodes.values():
-        body.update(EMITTERS[node.kind](node, ctx))
+        scope = after_goal if node.key in journey.after_goal else body
+        scope.update(EMITTERS[node.kind](node, ctx))
     workflow = journey.workflow
     # Only the file name: the output must not depend on where the compiler was run from.
     source = PurePath(journey.file).name
@@ -815,19 +819,38 @@ def emit_journey(journey: ir.Journey) -> dict[str, Any]:
     if not journey.races:
         return {"Comment": comment, "StartAt": start, "States": body}
     branches = [{"StartAt": start, "States": body}]
-    catches = []
+    # (error caught, first state after it, the Succeed state that ends it, its comment)
+    catches: list[tuple[str, str, str, str]] = []
     if workflow.goal is not None:
         branches.append(emit_watch(workflow.goal, exceptions.GOAL_REACHED, "goal", ctx))
+        follow_up = ctx.name(journey.goal_start) if journey.goal_start else None
         catches.append(
-            (exceptions.GOAL_REACHED, ir.JOURNEY_GOAL_REACHED, "Converted: counts toward the goal")
+            (
+                exceptions.GOAL_REACHED,
+                follow_up or ir.JOURNEY_GOAL_REACHED,
+                ir.JOURNEY_GOAL_REACHED,
+                "Converted: counts toward the goal",
+            )
         )
     for exit_signal in journey.exits:
         branches.append(emit_watch(exit_signal, exceptions.EXITED, "exit", ctx))
     if journey.exits:
         catches.append(
-            (exceptions.EXITED, ir.JOURNEY_EXITED, "An exit criterion ended the journey")
+            (
+                exceptions.EXITED,
+                ir.JOURNEY_EXITED,
+                ir.JOURNEY_EXITED,
+                "An exit criterion ended the journey",
+            )
         )
-    catches.append((exceptions.COMPLETED, ir.JOURNEY_COMPLETED, "The contact reached an end"))
+    catches.append(
+        (
+            exceptions.COMPLETED,
+            ir.JOURNEY_COMPLETED,
+            ir.JOURNEY_COMPLETED,
+            "The contact reached an end",
+        )
+    )
     states: States = {
         workflow.name: {
             "Type": "Parallel",
@@ -837,11 +860,12 @@ def emit_journey(journey: ir.Journey) -> dict[str, Any]:
             "ResultPath": None,
             "Catch": [
                 {"ErrorEquals": [error], "ResultPath": "$.outcome", "Next": target}
-                for error, target, _ in catches
+                for error, target, _, _ in catches
             ],
             "Next": ir.JOURNEY_COMPLETED,
         }
     }
-    for _, target, what in catches:
-        states[target] = {"Type": "Succeed", "Comment": what}
+    states.update(after_goal)
+    for _, _, ending, what in catches:
+        states[ending] = {"Type": "Succeed", "Comment": what}
     return {"Comment": comment, "StartAt": workflow.name, "States": states}

@@ -19,7 +19,7 @@ from xml.sax.saxutils import escape, quoteattr
 from journeys.compiler import ir
 from journeys.compiler import models as m
 
-START = "__start__"  # cannot clash with a node key: those start with a letter or digit
+START, GOAL = "__start__", "__goal__"  # node keys start with a letter or digit: no clash
 DECISIONS = frozenset({"decision", "split", "ab_split", "wait_for_event"})
 WAITS = frozenset({"wait", "wait_until", "wait_for_window"})
 
@@ -68,6 +68,9 @@ def _is_jump(node: ir.Node) -> bool:
 def diagram(journey: ir.Journey) -> Diagram:
     triggers = " or ".join(trigger_text(t) for t in journey.workflow.triggers())
     boxes = {START: Box(START, "start", f"When: {triggers}")}
+    goal, goal_start = journey.workflow.goal, getattr(journey, "goal_start", None)
+    if goal is not None and goal_start is not None:  # the goal's `then` steps (newer IRs)
+        boxes[GOAL] = Box(GOAL, "start", f"Goal reached: {goal.label}")
     for node in journey.nodes.values():
         if not _is_jump(node):
             note = getattr(node.step, "note", None) or ""
@@ -83,7 +86,9 @@ def diagram(journey: ir.Journey) -> Diagram:
             target = journey.nodes[target].branches[0].target
         if jumps:
             label, style = (f"{label} · goto" if label else "goto"), style or "goto"
-        if target not in boxes:  # validation reports these; still draw what was written
+        if target == getattr(ir, "GOAL_DONE", None):
+            boxes.setdefault(target, Box(target, "end", "Goal reached"))
+        elif target not in boxes:  # validation reports these; still draw what was written
             text = "End of steps (no end)" if target == ir.FALL_OFF else f"Missing: {target}"
             boxes[target] = Box(target, "missing", text)
         for n, old in enumerate(edges):  # both ways lead on: one edge, "Yes / No"
@@ -94,6 +99,8 @@ def diagram(journey: ir.Journey) -> Diagram:
         edges.append(Edge(source, target, label, style))
 
     add(START, journey.start, "")
+    if GOAL in boxes:
+        add(GOAL, goal_start or "", "")
     for node in journey.nodes.values():
         if _is_jump(node):
             continue
@@ -106,11 +113,7 @@ def diagram(journey: ir.Journey) -> Diagram:
                 add(node.key, branch.target, branch.label + weight)
         if node.next is not None:
             add(node.key, node.next, f"after {times}×" if times else "")
-    notes = []
-    if journey.workflow.goal is not None:
-        notes.append(
-            f"Goal: {journey.workflow.goal.label} — ends the journey wherever the contact is"
-        )
+    notes = [f"Goal: {goal.label} — ends the journey wherever the contact is"] if goal else []
     notes += [f"Exit: {signal.label} — leaves the journey at once" for signal in journey.exits]
     return Diagram(boxes, edges, notes)
 
@@ -180,7 +183,7 @@ def mermaid(d: Diagram) -> str:
     ids: dict[str, str] = {}
     for key in d.boxes:  # prefixed: a bare id such as `end` is a Mermaid keyword
         base = "n_" + "".join(c if c.isascii() and c.isalnum() else "_" for c in key)
-        base = "start" if key == START else base
+        base = {START: "start", GOAL: "goal"}.get(key, base)
         ident, n = base, 1
         while ident in ids.values():
             n += 1
@@ -212,7 +215,7 @@ Adjacency = dict[str, list[str]]
 def wrap(text: str, width: int = 28) -> list[str]:
     """At most three lines of about equal length: "+ 20 % off" rather than a lone "off"."""
     count = min(3, max(1, -(-len(text) // width)))
-    width = -(-len(text) // count)
+    width = max(1, -(-len(text) // count))
     while len(lines := textwrap.wrap(text, width) or [""]) > count:
         width += 1
     return lines

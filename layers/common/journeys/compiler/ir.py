@@ -21,6 +21,8 @@ from journeys.compiler import models as m
 from journeys.compiler.source import Path
 
 FALL_OFF = "<end of steps>"
+#: Where the goal's `then` steps lead when they do not end otherwise.
+GOAL_DONE = "<goal reached>"
 MAX_STATE_NAME = 80
 
 WAIT_KINDS = frozenset({"wait", "wait_until", "wait_for_window", "wait_for_event"})
@@ -63,6 +65,14 @@ class Journey:
     start: str
     nodes: Mapping[str, Node]
     exits: tuple[m.Signal, ...] = field(default=())
+    #: First step after the goal is reached (the goal's `then`), if any.
+    goal_start: str | None = None
+    #: Keys of the nodes that run after the goal, outside the race.
+    after_goal: frozenset[str] = frozenset()
+
+    @property
+    def roots(self) -> tuple[str, ...]:
+        return (self.start,) if self.goal_start is None else (self.start, self.goal_start)
 
     @property
     def races(self) -> bool:
@@ -202,15 +212,32 @@ def _child_lists(step: Any) -> list[list[Any] | None]:
 
 def build_journey(workflow: m.Workflow, file: str) -> Journey:
     builder = _Builder(workflow)
-    builder.reserve_ids(workflow.steps)
-    builder.assign_keys(workflow.steps)
+    follow_up = workflow.goal.then if workflow.goal is not None else None
+    for steps in (workflow.steps, follow_up):
+        builder.reserve_ids(steps)
+    for steps in (workflow.steps, follow_up):
+        builder.assign_keys(steps)
     start = builder.build_list(workflow.steps, ("steps",), FALL_OFF)
+    journey_keys = set(builder.nodes)
+    goal_start = None
+    if follow_up:
+        goal_start = builder.build_list(follow_up, ("goal", "then"), GOAL_DONE)
     ordered = dict(sorted(builder.nodes.items(), key=lambda item: _path_order(item[1].path)))
-    return Journey(workflow, file, start, ordered, effective_exits(workflow))
+    return Journey(
+        workflow,
+        file,
+        start,
+        ordered,
+        effective_exits(workflow),
+        goal_start,
+        frozenset(set(builder.nodes) - journey_keys),
+    )
 
 
 def _path_order(path: Path) -> tuple[tuple[int, str], ...]:
-    return tuple((part, "") if isinstance(part, int) else (-1, part) for part in path)
+    # The journey's steps first, then the goal's follow-up steps.
+    scope = ((0, "") if path[:1] == ("steps",) else (1, ""),)
+    return scope + tuple((part, "") if isinstance(part, int) else (-1, part) for part in path)
 
 
 # --- State names -------------------------------------------------------------------------
@@ -272,7 +299,7 @@ def state_names(node: Node, journey: Journey) -> list[str]:
         return [check_name(label), label]
     if kind == "ab_split":
         return [draw_name(label), label]
-    if kind == "wait_for_window" or (kind == "wait_until" and node.step.attribute is not None):
+    if kind == "wait_for_window" or (kind == "wait_until" and node.step.date is None):
         return [schedule_name(label), label]
     if kind in SEND_KINDS and journey.defers_sends:
         return [label, defer_name(label), hold_name(label)]
@@ -292,6 +319,8 @@ def entry_name(key: str, journey: Journey) -> str:
     """The state a jump to `key` lands on (a goto without a counter passes straight on)."""
     seen: set[str] = set()
     while True:
+        if key == GOAL_DONE:
+            return JOURNEY_GOAL_REACHED
         node = journey.nodes[key]
         if node.kind == "goto" and not node.step.max_times and key not in seen:
             seen.add(key)

@@ -244,9 +244,11 @@ class ReachableCondition(StrictModel):
 
 class StartedByCondition(StrictModel):
     """The journey was started by this trigger (for workflows with several triggers):
-    an event name, or a trigger key such as `segment_entered:d-30` or `tag_added:vip`."""
+    an event name, or a trigger key such as `segment_entered:d-30` or `tag_added:vip`;
+    `where` also tests the properties of the event that started it."""
 
     started_by: str
+    where: Where | None = Field(None, description="Filters on the starting event's properties.")
 
 
 class AllCondition(StrictModel):
@@ -486,7 +488,12 @@ class Signal(StrictModel):
 
 class Goal(Signal):
     """The reason the workflow exists. Reaching it ends the journey at once, wherever the
-    contact is, and counts as a conversion."""
+    contact is, and counts as a conversion; `then` steps run after it (a thank-you,
+    removing the new customer from an ad audience)."""
+
+    then: list[Step] | None = Field(
+        None, description="Steps to run once the goal is reached, e.g. a thank-you email."
+    )
 
 
 class ExitCriterion(Signal):
@@ -740,7 +747,10 @@ class WaitUntil(StepBase):
 
     type: Literal["wait_until"]
     date: datetime | None = Field(None, description="A fixed date-time, ISO 8601 with offset.")
-    attribute: AttributeName | None = None
+    attribute: AttributeName | None = Field(None, description="A date kept on the contact.")
+    event_property: AttributeName | None = Field(
+        None, description="A date in the event that started the journey, e.g. starts_at."
+    )
     offset: DurationField | None = None
     at: TimeOfDay | None = Field(None, description="Time of day in the contact's zone.")
     time_zone: str | None = None
@@ -748,13 +758,14 @@ class WaitUntil(StepBase):
     _check_zone = field_validator("time_zone")(classmethod(lambda cls, v: _time_zone(v)))
 
     @model_validator(mode="after")
-    def _date_or_attribute(self) -> WaitUntil:
-        if (self.date is None) == (self.attribute is None):
-            raise ValueError("give exactly one of date or attribute")
+    def _one_date(self) -> WaitUntil:
+        given = [k for k in ("date", "attribute", "event_property") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of date, attribute or event_property")
         if self.date is not None and self.date.tzinfo is None:
             raise ValueError('date needs a time zone offset, e.g. "2026-12-24T09:00:00+01:00"')
-        if self.offset is not None and self.attribute is None:
-            raise ValueError("offset applies to attribute dates only")
+        if self.offset is not None and self.date is not None:
+            raise ValueError("offset applies to attribute and event_property dates only")
         return self
 
 
@@ -1001,6 +1012,7 @@ for _model in (
     AllCondition,
     AnyCondition,
     NotCondition,
+    Goal,
     WaitForEvent,
     Decision,
     SplitPath,

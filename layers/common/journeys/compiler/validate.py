@@ -87,12 +87,17 @@ class TemplateIndex:
             if ("links", "unsubscribe") not in used:
                 position = document.position_of(("html",))
                 problems.append(
-                    Diagnostic(Severity.ERROR, str(path), position.line, position.column,
-                               "marketing email without an unsubscribe link: mailbox providers "
-                               "require one from bulk senders",
-                               'add <a href="{{ links.unsubscribe }}">Unsubscribe</a> to html, '
-                               "or set transactional: true for a service message",
-                               code="no-unsubscribe-link")
+                    Diagnostic(
+                        Severity.ERROR,
+                        str(path),
+                        position.line,
+                        position.column,
+                        "marketing email without an unsubscribe link: mailbox providers "
+                        "require one from bulk senders",
+                        'add <a href="{{ links.unsubscribe }}">Unsubscribe</a> to html, '
+                        "or set transactional: true for a service message",
+                        code="no-unsubscribe-link",
+                    )
                 )
         if problems:
             self.problems[name] = problems
@@ -164,7 +169,7 @@ class Checker:
 
     def reachable(self) -> list[str]:
         seen: dict[str, None] = {}
-        stack = [self.journey.start]
+        stack = list(reversed(self.journey.roots))
         while stack:
             key = stack.pop()
             if key in seen or key not in self.journey.nodes:
@@ -275,6 +280,17 @@ class Checker:
                     attr="step",
                     code="dangling-jump",
                 )
+            if node.kind == "goto" and node.step.step in ids:
+                after_goal = self.journey.after_goal
+                if (node.key in after_goal) != (ids[node.step.step].key in after_goal):
+                    self.node_report(
+                        node,
+                        "goto cannot jump between the journey and the goal's then steps",
+                        "the goal's then steps run after "
+                        "the journey has ended: keep jumps inside one of them",
+                        attr="step",
+                        code="jump-across-goal",
+                    )
             if (
                 node.kind == "start_workflow"
                 and self.known_workflows is not None
@@ -490,7 +506,8 @@ class Checker:
             n.step.save_as for n in self.journey.nodes.values() if n.kind == "fetch"
         )
         incoming: dict[str, frozenset[str]] = {k: everything for k in reachable}
-        incoming[self.journey.start] = frozenset()
+        for root in self.journey.roots:
+            incoming[root] = frozenset()
         changed = True
         while changed:
             changed = False
@@ -498,7 +515,7 @@ class Checker:
                 node = self.journey.nodes[key]
                 out = incoming[key] | ({node.step.save_as} if node.kind == "fetch" else set())
                 for successor in node.successors:
-                    if successor in incoming and successor != self.journey.start:
+                    if successor in incoming and successor not in self.journey.roots:
                         merged = incoming[successor] & out
                         if merged != incoming[successor]:
                             incoming[successor] = merged
