@@ -20,12 +20,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/journeys validate workflows/
 	$(BIN)/journeys compile workflows/ --out state_machines/
-	@mkdir -p build/graphs
-	@for workflow in workflows/*.yaml; do \
-		name=$$(basename $$workflow .yaml); \
-		$(BIN)/journeys graph $$workflow --format html --out build/graphs/$$name.html > /dev/null || exit 1; \
-	done
-	@echo "✓ drew $$(ls build/graphs/*.html | wc -l) workflow(s) into build/graphs/"
+	$(BIN)/journeys graph workflows/ --format html --out build/graphs/
 	@echo
 	@echo "Compiled state machines: state_machines/. Open build/graphs/cart-abandonment.html to see a journey."
 

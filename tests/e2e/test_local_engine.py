@@ -81,7 +81,18 @@ def test_every_reference_workflow_is_accepted(
     for result in library.values():
         arn = create_machine(local_aws, result)
         described = local_aws["stepfunctions"].describe_state_machine(stateMachineArn=arn)
-        assert json.loads(described["definition"])["StartAt"]
+        names = state_names(json.loads(described["definition"]))
+        assert result.journey is not None
+        labels = {n.label for n in result.journey.nodes.values() if n.kind != "goto"}
+        assert labels <= names, f"{result.file}: labels missing from states: {labels - names}"
+
+
+def state_names(machine: dict[str, Any]) -> set[str]:
+    names = set(machine["States"])
+    for state in machine["States"].values():
+        for branch in state.get("Branches", []):
+            names |= state_names(branch)
+    return names
 
 
 DIRECT_ACTIONS = """

@@ -194,3 +194,16 @@ def test_html_page_is_standalone(cart: ir.Journey) -> None:
 def test_unknown_format_is_refused(cart: ir.Journey) -> None:
     with pytest.raises(ValueError, match="unknown graph format"):
         graph.render(cart, "png")
+
+
+def test_goal_follow_up_steps_hang_off_their_own_start() -> None:
+    goal = {
+        "label": "Bought",
+        "event": "purchase",
+        "then": [{"type": "send_email", "label": "Thank you", "template": "thanks"}],
+    }
+    steps = [{"type": "wait", "label": "Wait a day", "for": "1 day"}, {"type": "end"}]
+    data = {"id": "x", "name": "x", "trigger": {"event": "e"}, "goal": goal, "steps": steps}
+    mermaid = graph.render(journey_of(data), "mermaid")
+    assert 'goal(["Goal reached: Bought"])' in mermaid
+    assert "goal --> n_thank_you" in mermaid and "Missing" not in mermaid

@@ -155,23 +155,37 @@ def _check_outputs(out: Path, wanted: dict[str, str], prune: bool) -> int:
     return 0
 
 
+GRAPH_SUFFIX = {"mermaid": ".mmd", "svg": ".svg", "html": ".html"}
+
+
 def command_graph(args: argparse.Namespace) -> int:
     from journeys.compiler import graph
 
-    results = _load([args.file], verbose=False)
+    many = Path(args.path).is_dir()
+    if many and not args.out:
+        return _usage_error("drawing a directory needs --out DIR (one file per workflow)")
+    results = _load([args.path], verbose=False)
     errors, _ = _print_diagnostics(results)
-    result = results[0]
-    if errors or result.journey is None:
-        print("✗ fix the errors above to draw this workflow", file=sys.stderr)
+    if errors:
+        print("✗ fix the errors above to draw", file=sys.stderr)
         return 1
-    text = graph.render(result.journey, args.format)
-    if args.out:
+    journeys = [r.journey for r in results if r.journey is not None]
+    if not many:
+        text = graph.render(journeys[0], args.format)
+        if not args.out:
+            sys.stdout.write(text)
+            return 0
         target = Path(args.out)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
-        print(f"✓ wrote {args.format} graph of {result.journey.workflow.id} to {target}")
-    else:
-        sys.stdout.write(text)
+        print(f"✓ wrote {args.format} graph of {journeys[0].workflow.id} to {target}")
+        return 0
+    directory = Path(args.out)
+    directory.mkdir(parents=True, exist_ok=True)
+    for journey in journeys:
+        target = directory / f"{journey.workflow.id}{GRAPH_SUFFIX[args.format]}"
+        target.write_text(graph.render(journey, args.format), encoding="utf-8")
+    print(f"✓ drew {len(journeys)} workflow(s) into {directory}/")
     return 0
 
 
@@ -260,16 +274,21 @@ def build_parser() -> argparse.ArgumentParser:
         "the YAML. Mermaid text pastes into GitHub comments and docs; SVG and HTML are "
         "self-contained pictures that need no network.",
         epilog="examples:\n  journeys graph workflows/cart-abandonment.yaml\n  journeys graph "
-        "workflows/cart-abandonment.yaml --format html --out build/cart.html",
+        "workflows/cart-abandonment.yaml --format html --out build/cart.html\n  journeys graph "
+        "workflows/ --format html --out build/graphs/     # every workflow",
     )
-    graph.add_argument("file", help="a workflow .yaml file")
+    graph.add_argument("path", help="a workflow .yaml file, or a directory (with --out DIR)")
     graph.add_argument(
         "--format",
         choices=("mermaid", "svg", "html"),
         default="mermaid",
         help="output format (default: mermaid)",
     )
-    graph.add_argument("--out", metavar="FILE", help="write here instead of standard output")
+    graph.add_argument(
+        "--out",
+        metavar="FILE|DIR",
+        help="write here instead of standard output (a directory for many)",
+    )
     graph.set_defaults(run=command_graph)
 
     schema = commands.add_parser(

@@ -68,7 +68,7 @@ def _is_jump(node: ir.Node) -> bool:
 def diagram(journey: ir.Journey) -> Diagram:
     triggers = " or ".join(trigger_text(t) for t in journey.workflow.triggers())
     boxes = {START: Box(START, "start", f"When: {triggers}")}
-    goal, goal_start = journey.workflow.goal, getattr(journey, "goal_start", None)
+    goal, goal_start = journey.workflow.goal, journey.goal_start
     if goal is not None and goal_start is not None:  # the goal's `then` steps (newer IRs)
         boxes[GOAL] = Box(GOAL, "start", f"Goal reached: {goal.label}")
     for node in journey.nodes.values():
@@ -86,7 +86,7 @@ def diagram(journey: ir.Journey) -> Diagram:
             target = journey.nodes[target].branches[0].target
         if jumps:
             label, style = (f"{label} · goto" if label else "goto"), style or "goto"
-        if target == getattr(ir, "GOAL_DONE", None):
+        if target == ir.GOAL_DONE:
             boxes.setdefault(target, Box(target, "end", "Goal reached"))
         elif target not in boxes:  # validation reports these; still draw what was written
             text = "End of steps (no end)" if target == ir.FALL_OFF else f"Missing: {target}"

@@ -183,14 +183,21 @@ class _Builder:
         self.nodes[key] = Node(key, kind, label, step, path, next_key, tuple(branches))
         return key
 
+    def fresh_key(self, base: str) -> str:
+        key, counter = base, 2
+        while key in self.used or key in self.reserved:
+            key, counter = f"{base}-{counter}", counter + 1
+        self.used.add(key)
+        return key
+
     def build_holdout(self, parent: str, holdout: m.Holdout, path: Path) -> str:
-        end_key = f"{parent}-holdout"
+        end_key = self.fresh_key(f"{parent}-holdout")
         self.nodes[end_key] = Node(
             end_key, "end", holdout.label, m.End(type="end", label=holdout.label), path, None
         )
         if holdout.measure_for is None:
             return end_key
-        wait_key = f"{parent}-holdout-wait"
+        wait_key = self.fresh_key(f"{parent}-holdout-wait")
         label = f"{holdout.label}: measure {holdout.measure_for.text}"
         wait = m.Wait.model_validate(
             {"type": "wait", "label": label, "for": holdout.measure_for.text}

@@ -337,7 +337,7 @@ class Checker:
             for successor in node.successors:
                 predecessors[successor].add(node.key)
         for node in self.journey.nodes.values():
-            if node.key in reached or (node.kind == "end" and node.key.endswith("-holdout")):
+            if node.key in reached:
                 continue
             # Report only where an unreachable region starts, not every step inside it.
             if any(p not in reached for p in predecessors[node.key] if p != node.key):
