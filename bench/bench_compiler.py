@@ -25,8 +25,12 @@ from journeys.compiler.validate import TemplateIndex
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TEMPLATE = {"channel": "email", "subject": "Hi {{ contact.first_name }}", "html": "<p>Hi</p>",
-            "text": "Hi"}
+TEMPLATE = {
+    "channel": "email",
+    "subject": "Hi {{ contact.first_name }}",
+    "html": "<p>Hi</p>",
+    "text": "Hi",
+}
 
 
 def count_steps(items: list[dict[str, object]]) -> int:
@@ -61,50 +65,101 @@ def _generate(steps: int) -> dict[str, object]:
             shape = n % 9
             if shape == 0 and depth < 3 and budget > 6:
                 inner = budget // 3
-                items.append({"type": "decision", "label": f"Engaged {n}?",
-                              "condition": {"attribute": "score", "gt": n},
-                              "yes": block(depth + 1, inner)})
+                items.append(
+                    {
+                        "type": "decision",
+                        "label": f"Engaged {n}?",
+                        "condition": {"attribute": "score", "gt": n},
+                        "yes": block(depth + 1, inner),
+                    }
+                )
                 budget -= inner + 1
             elif shape == 1:
-                items.append({"type": "send_email", "id": f"mail-{n}", "label": f"Email {n}",
-                              "template": "note"})
+                items.append(
+                    {
+                        "type": "send_email",
+                        "id": f"mail-{n}",
+                        "label": f"Email {n}",
+                        "template": "note",
+                    }
+                )
             elif shape == 2:
                 items.append({"type": "wait", "label": f"Wait {n}", "for": "1 h"})
             elif shape == 3:
-                items.append({"type": "wait_for_event", "label": f"Clicked {n}?",
-                              "event": "clicked", "timeout": "1 day",
-                              "yes": [{"type": "change_score", "label": f"Score {n}", "by": 5}]})
+                items.append(
+                    {
+                        "type": "wait_for_event",
+                        "label": f"Clicked {n}?",
+                        "event": "clicked",
+                        "timeout": "1 day",
+                        "yes": [{"type": "change_score", "label": f"Score {n}", "by": 5}],
+                    }
+                )
                 made += 1
                 budget -= 1
             elif shape == 4:
                 items.append({"type": "add_tag", "label": f"Tag {n}", "tag": f"t{n}"})
             elif shape == 5 and depth < 3 and budget > 6:
                 inner = budget // 4
-                items.append({"type": "split", "label": f"Plan {n}", "paths": [
-                    {"label": "Pro", "condition": {"attribute": "plan", "equals": "pro"},
-                     "steps": block(depth + 1, inner)}]})
+                items.append(
+                    {
+                        "type": "split",
+                        "label": f"Plan {n}",
+                        "paths": [
+                            {
+                                "label": "Pro",
+                                "condition": {"attribute": "plan", "equals": "pro"},
+                                "steps": block(depth + 1, inner),
+                            }
+                        ],
+                    }
+                )
                 budget -= inner + 1
             elif shape == 6:
-                items.append({"type": "fetch", "label": f"Fetch {n}",
-                              "url": "https://example.com/x", "save_as": f"d{n}"})
+                items.append(
+                    {
+                        "type": "fetch",
+                        "label": f"Fetch {n}",
+                        "url": "https://example.com/x",
+                        "save_as": f"d{n}",
+                    }
+                )
             elif shape == 7:
-                items.append({"type": "ab_split", "label": f"Test {n}", "variants": [
-                    {"label": f"A {n}", "weight": 50},
-                    {"label": f"B {n}", "weight": 50,
-                     "steps": [{"type": "send_sms", "label": f"SMS {n}", "template": "sms"}]}]})
+                items.append(
+                    {
+                        "type": "ab_split",
+                        "label": f"Test {n}",
+                        "variants": [
+                            {"label": f"A {n}", "weight": 50},
+                            {
+                                "label": f"B {n}",
+                                "weight": 50,
+                                "steps": [
+                                    {"type": "send_sms", "label": f"SMS {n}", "template": "sms"}
+                                ],
+                            },
+                        ],
+                    }
+                )
                 made += 1
                 budget -= 1
             else:
-                items.append({"type": "set_attribute", "label": f"Set {n}", "attribute": "x",
-                              "value": n})
+                items.append(
+                    {"type": "set_attribute", "label": f"Set {n}", "attribute": "x", "value": n}
+                )
             budget -= 1
         return items
 
     body = block(0, steps - 1)
     body.append({"type": "end", "label": "Finished"})
-    return {"id": "generated", "name": "Generated", "trigger": {"event": "signed_up"},
-            "settings": {"time_zone": "Europe/Paris"},
-            "goal": {"label": "Converted", "event": "paid"}, "steps": body}
+    return {
+        "id": "generated",
+        "name": "Generated",
+        "trigger": {"event": "signed_up"},
+        "settings": {"time_zone": "Europe/Paris"},
+        "goal": {"label": "Converted", "event": "paid"},
+        "steps": body,
+    }
 
 
 def bench_large(steps: int, runs: int) -> None:
@@ -128,11 +183,15 @@ def bench_large(steps: int, runs: int) -> None:
         tracemalloc.stop()
         written = len(result.journey.nodes)
         states = count_states(result.machine)
-        print(f"generated workflow: {written} steps, {len(text.splitlines())} YAML lines, "
-              f"{states} states")
-        print(f"  validate+compile: median {statistics.median(timings) * 1000:.0f} ms, "
-              f"best {min(timings) * 1000:.0f} ms over {runs} runs; "
-              f"peak memory {peak / 1e6:.1f} MB")
+        print(
+            f"generated workflow: {written} steps, {len(text.splitlines())} YAML lines, "
+            f"{states} states"
+        )
+        print(
+            f"  validate+compile: median {statistics.median(timings) * 1000:.0f} ms, "
+            f"best {min(timings) * 1000:.0f} ms over {runs} runs; "
+            f"peak memory {peak / 1e6:.1f} MB"
+        )
 
 
 def count_states(machine: dict[str, object]) -> int:
@@ -154,8 +213,11 @@ def bench_library() -> None:
         if result.machine is None or result.journey is None or result.workflow is None:
             print(f"{result.file}: does not compile")
             continue
-        steps = sum(1 for n in result.journey.nodes.values()
-                    if not (n.kind == "goto" and not n.step.max_times))
+        steps = sum(
+            1
+            for n in result.journey.nodes.values()
+            if not (n.kind == "goto" and not n.step.max_times)
+        )
         states = count_states(result.machine)
         ratios.append(states / steps)
         print(f"{result.workflow.id:32} {steps:5d} {states:6d} {states / steps:11.2f}")
@@ -164,8 +226,9 @@ def bench_library() -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from journeys.compiler.pipeline import CompileResult
-from tests.helpers.asl import EVENT, TIMEOUT, journey_states, resource, steps_only, walk
+from tests.helpers.asl import EVENT, journey_states, resource, steps_only, walk
 
 DIRECT_LAMBDA = "arn:aws:states:::lambda:invoke"
 TOKEN_WAIT = "arn:aws:states:::lambda:invoke.waitForTaskToken"

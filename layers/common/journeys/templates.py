@@ -103,11 +103,12 @@ def variables_used(source: str) -> list[VariableUse]:
     tree = environment().parse(source)
     bound: set[str] = set(JINJA_GLOBALS)
     for statement in tree.find_all((nodes.Assign, nodes.For, nodes.With)):
-        targets = (
-            statement.targets
-            if isinstance(statement, nodes.With)
-            else [statement.target]  # type: ignore[attr-defined]
-        )
+        if isinstance(statement, nodes.With):
+            targets = list(statement.targets)
+        elif isinstance(statement, nodes.Assign | nodes.For):
+            targets = [statement.target]
+        else:
+            continue
         for target in targets:
             if isinstance(target, nodes.Name):
                 bound.add(target.name)
