@@ -103,6 +103,7 @@ def variables_used(source: str) -> list[VariableUse]:
     tree = environment().parse(source)
     bound: set[str] = set(JINJA_GLOBALS)
     for statement in tree.find_all((nodes.Assign, nodes.For, nodes.With)):
+        targets: list[nodes.Node]
         if isinstance(statement, nodes.With):
             targets = list(statement.targets)
         elif isinstance(statement, nodes.Assign | nodes.For):
