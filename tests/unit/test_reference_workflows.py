@@ -309,3 +309,185 @@ def test_churn_prevention(machines: dict[str, Any]) -> None:
         wait = state(churn, f"Logged in within 24 h of {channel}?")
         assert wait["TimeoutSeconds"] == 86400
     assert steps_only(walk(churn))[-1] == "No channel to reach"
+
+
+def goal_follow_up(machine: dict[str, Any]) -> list[str]:
+    """States a contact goes through after reaching the goal, up to "Goal reached"."""
+    race = machine["States"][machine["StartAt"]]
+    name = next(c["Next"] for c in race["Catch"] if c["ErrorEquals"] == ["Journeys.GoalReached"])
+    visited = []
+    while True:
+        visited.append(name)
+        state = machine["States"][name]
+        if state["Type"] in ("Succeed", "Fail"):
+            return visited
+        name = state["Next"]
+
+
+def watched(machine: dict[str, Any]) -> list[str]:
+    race = machine["States"][machine["StartAt"]]
+    return [b["StartAt"] for b in race["Branches"][1:]]
+
+
+def test_content_offer(machines: dict[str, Any]) -> None:
+    """Opt-in for a lead magnet -> send the promised content -> start nurturing; extras:
+    decision on whether it was opened, tag clickers as engaged, a goal."""
+    offer = machines["content-offer"]
+    visited = steps_only(walk(offer, {"Clicked through to the playbook?": "Yes"}))
+    assert visited[0] == "Email the promised playbook"
+    assert "Opened the playbook email?" in visited and "Tag: engaged" in visited
+    assert visited[-2:] == ["Start the lead nurture workflow", "Handed to lead nurture"]
+    hand_over = state(offer, "Start the lead nurture workflow")
+    assert hand_over["Resource"] == "arn:aws:states:::sqs:sendMessage"
+    assert hand_over["Parameters"]["MessageBody"]["workflow_id"] == "lead-nurture"
+    assert watched(offer)[0].startswith("Watch for: ")
+
+
+def test_chat_follow_up(machines: dict[str, Any]) -> None:
+    """A live-chat conversation starts -> follow up by email; resend to non-openers, tag
+    openers, thank responders."""
+    chat = machines["chat-follow-up"]
+    reachable = {"Do we have a valid email address?": "Yes"}
+    answered = steps_only(walk(chat, {**reachable, "Rated the chat within 2 days?": EVENT}))
+    assert answered[-3:] == [
+        "Tag: answered the chat survey",
+        "Thank the responder",
+        "Responder thanked",
+    ]
+    opened = steps_only(walk(chat, {**reachable, "Opened the follow-up email?": "Yes"}))
+    assert "Tag: opened the chat follow-up" in opened
+    silent = steps_only(walk(chat, reachable))
+    assert "Resend to non-openers (new subject)" in silent
+
+
+def test_lead_nurture(machines: dict[str, Any]) -> None:
+    """A series of emails with waits, behaviour tracking, ad-audience experience; move
+    contacts who miss the goal to another workflow; tag contacts who opened nothing."""
+    nurture = machines["lead-nurture"]
+    visited = steps_only(walk(nurture, {"Missed the goal - where next?": "Opened none"}))
+    emails = [n for n in visited if n.startswith("Email ")]
+    assert emails == [
+        "Email 1: the problem we solve",
+        "Email 2: customer story",
+        "Email 3: book a call",
+    ]
+    assert visited[0].startswith("Add to Facebook audience")
+    assert visited[-3:] == [
+        "Tag: opened nothing",
+        "Move to cold-user reactivation",
+        "Moved to reactivation",
+    ]
+    goal = nurture["States"][nurture["StartAt"]]["Branches"][1]
+    assert goal["States"][goal["StartAt"]]["Parameters"]["Payload"]["signal"] == (
+        "event:meeting_booked"
+    )
+
+
+def test_facebook_audience(machines: dict[str, Any]) -> None:
+    """Add to a Facebook custom audience: pricing-page visitors, trial users who did not
+    buy, readers of specific content; remove new customers (goal)."""
+    fb = machines["facebook-audience"]
+    for path in ("Visited the pricing page", "Trial ended without buying", "Read a buying guide"):
+        visited = steps_only(walk(fb, {"Which audience?": path}))
+        added = [n for n in visited if n.startswith("Add to")]
+        assert len(added) == 1
+        assert state(fb, added[0])["Parameters"]["Payload"]["network"] == "facebook"
+    removals = goal_follow_up(fb)
+    assert removals[-1] == "Goal reached"
+    assert len([n for n in removals if n.startswith("Remove new customer")]) == 3
+
+
+def test_interest_tags(machines: dict[str, Any]) -> None:
+    """Tag by interest, add to an audience, move to an interest workflow, notify a team
+    member for personal outreach."""
+    interest = machines["interest-tags"]
+    visited = steps_only(
+        walk(
+            interest,
+            {
+                "Which topic did they read?": "Email marketing",
+                "Hot lead not yet flagged to sales?": "Yes",
+            },
+        )
+    )
+    assert visited[2:5] == [
+        "Tag: interest email marketing",
+        'Add to audience "Email marketing interest"',
+        "Move to the lead nurture workflow",
+    ]
+    assert "Ask sales for personal outreach" in visited
+    condition = state(interest, "Check: Which topic did they read?")["Parameters"]["Payload"]
+    assert condition["paths"][0]["condition"]["started_by"] == "page_viewed"
+
+
+def test_birthday_offer(machines: dict[str, Any]) -> None:
+    """Every contact's birthday -> greeting with an offer; tag openers and redeemers; notify
+    a team member."""
+    birthday = machines["birthday-offer"]
+    visited = steps_only(
+        walk(birthday, {"Reachable by email?": "Yes", "Opened the birthday email?": "Yes"})
+    )
+    assert "Email: happy birthday + 20 % off" in visited
+    assert "Tag: opened birthday email" in visited
+    assert goal_follow_up(birthday) == [
+        "Tag: redeemed birthday offer",
+        "Tell customer care about the redemption",
+        "Goal reached",
+    ]
+
+
+def test_anniversary_outreach(machines: dict[str, Any]) -> None:
+    """Customer-since anniversary -> thank-you and special deal."""
+    anniversary = machines["anniversary-outreach"]
+    visited = steps_only(walk(anniversary, {"Reachable by email?": "Yes"}))
+    assert "Email: thank-you + 15 % deal" in visited
+    vip = steps_only(walk(anniversary, {"Reachable by email?": "Yes", "VIP customer?": "VIP"}))
+    assert "Email: VIP thank-you + 25 % deal" in vip
+
+
+def test_salesmanago_nurturing(machines: dict[str, Any]) -> None:
+    """Lead-nurturing cycle of 3 messages started by a tag; wait boxes; condition on whether
+    message 1 was read; SMS reminder for an unopened email; tags marking progress; moving
+    the contact to a funnel stage with an alert to the lead's owner; an End box."""
+    cycle = machines["salesmanago-nurturing"]
+    unread = steps_only(
+        walk(cycle, {"Can we text the lead?": "Yes", "Engaged with the cycle?": "Yes"})
+    )
+    messages = [n for n in unread if n.startswith("Message ")]
+    assert len(messages) == 3
+    assert "SMS reminder: message 1 unread" in unread
+    assert "Funnel stage: New contact -> Prospect" in unread
+    owner = state(cycle, "Alert the lead's owner")["Parameters"]["Payload"]
+    assert owner["channel"] == "team" and owner["to_attribute"] == "owner_email"
+    assert any(n.startswith("Progress tag") for n in unread)
+    assert steps_only(walk(cycle))[-1] == "End"
+
+
+def test_welcome_series(machines: dict[str, Any]) -> None:
+    """Sender's welcome series."""
+    welcome = machines["welcome-series"]
+    visited = steps_only(
+        walk(welcome, {"Opened any welcome email?": "Yes", "Which first-order offer?": "Offer A"})
+    )
+    emails = [n for n in visited if n.startswith("Welcome ")]
+    assert emails[:3] == [
+        "Welcome 1: thanks for joining",
+        "Welcome 2: our best resources",
+        "Welcome 3: choose your topics",
+    ]
+    assert emails[3].startswith("Welcome 4A")
+    window = state(welcome, "Sending hours before welcome 2")
+    assert window["TimestampPath"] == "$.schedule.until"
+
+
+def test_webinar_reminders(machines: dict[str, Any]) -> None:
+    """Webinar/event registration reminders and feedback."""
+    webinar = machines["webinar-reminders"]
+    visited = steps_only(walk(webinar, {"Attended the webinar?": "Yes"}))
+    assert visited[0] == "Confirm the registration"
+    assert "Reminder: the webinar is tomorrow" in visited
+    assert "Email: thanks + feedback survey" in visited
+    day_before = state(webinar, "Schedule: Wait until 1 day before")["Parameters"]["Payload"]
+    assert (day_before["event_property"], day_before["offset_seconds"]) == ("starts_at", -86400)
+    no_show = steps_only(walk(webinar))
+    assert no_show[-2:] == ["Email: sorry we missed you + recording", "Recording sent"]
