@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from journeys.compiler.diagnostics import Severity
+from journeys.compiler.diagnostics import Diagnostic, Severity
 from journeys.compiler.pipeline import compile_text
 from journeys.compiler.validate import TemplateIndex
 from tests.helpers.workflows import compile_one, only
@@ -23,6 +23,11 @@ settings: {time_zone: Europe/Paris}
 def errors_of(tmp_path: Path, body: str, **kwargs: object) -> list:  # type: ignore[type-arg]
     result = compile_one(tmp_path, HEADER + body, **kwargs)  # type: ignore[arg-type]
     return result.diagnostics
+
+
+def single_error(tmp_path: Path, body: str, code: str, **kwargs: object) -> Diagnostic:
+    """The one diagnostic with `code` for a workflow made of HEADER and `body`."""
+    return only(errors_of(tmp_path, body, **kwargs), code)
 
 
 def test_valid_workflow_compiles(tmp_path: Path) -> None:
@@ -95,15 +100,13 @@ steps:
 
 
 def test_bare_number_is_not_a_duration(tmp_path: Path) -> None:
-    error = only(
-        errors_of(
-            tmp_path,
-            """
+    error = single_error(
+        tmp_path,
+        """
 steps:
   - {type: wait, label: Pause, for: 30}
   - type: end
 """,
-        ),
         "value_error",
     )
     assert "no unit" in error.message
@@ -128,10 +131,9 @@ steps:
 
 
 def test_unreachable_step(tmp_path: Path) -> None:
-    error = only(
-        errors_of(
-            tmp_path,
-            """
+    error = single_error(
+        tmp_path,
+        """
 steps:
   - type: end
   - type: send_email
@@ -140,7 +142,6 @@ steps:
   - type: end
     label: Also never
 """,
-        ),
         "unreachable",
     )
     assert error.line == 8  # reported once, where the dead region starts
@@ -148,10 +149,9 @@ steps:
 
 
 def test_path_without_end(tmp_path: Path) -> None:
-    error = only(
-        errors_of(
-            tmp_path,
-            """
+    error = single_error(
+        tmp_path,
+        """
 steps:
   - type: decision
     label: Is VIP?
@@ -163,7 +163,6 @@ steps:
     label: Say hello
     template: hello
 """,
-        ),
         "no-end",
     )
     assert error.line == 13
@@ -172,10 +171,9 @@ steps:
 
 
 def test_loop_without_wait(tmp_path: Path) -> None:
-    error = only(
-        errors_of(
-            tmp_path,
-            """
+    error = single_error(
+        tmp_path,
+        """
 steps:
   - id: greet
     type: send_email
@@ -187,7 +185,6 @@ steps:
     max_times: 3
   - type: end
 """,
-        ),
         "loop-without-wait",
     )
     assert error.line == 11
@@ -195,10 +192,9 @@ steps:
 
 
 def test_unbounded_loop_needs_max_times(tmp_path: Path) -> None:
-    error = only(
-        errors_of(
-            tmp_path,
-            """
+    error = single_error(
+        tmp_path,
+        """
 steps:
   - id: pause
     type: wait
@@ -207,17 +203,15 @@ steps:
   - type: goto
     step: pause
 """,
-        ),
         "unbounded-loop",
     )
     assert "max_times" in error.hint and "repeat" in error.hint
 
 
 def test_loop_that_would_overflow_the_history(tmp_path: Path) -> None:
-    error = only(
-        errors_of(
-            tmp_path,
-            """
+    error = single_error(
+        tmp_path,
+        """
 steps:
   - id: nudge
     type: send_email
@@ -232,7 +226,6 @@ steps:
     max_times: 5000
   - type: end
 """,
-        ),
         "history-limit",
     )
     assert error.line == 17
@@ -284,17 +277,15 @@ steps:
 
 
 def test_wait_longer_than_a_year(tmp_path: Path) -> None:
-    error = only(
-        errors_of(
-            tmp_path,
-            """
+    error = single_error(
+        tmp_path,
+        """
 steps:
   - type: wait
     label: Hibernate
     for: 400 days
   - type: end
 """,
-        ),
         "wait-too-long",
     )
     assert error.line == 9
@@ -336,17 +327,15 @@ steps:
 
 
 def test_missing_template_suggests_one(tmp_path: Path) -> None:
-    error = only(
-        errors_of(
-            tmp_path,
-            """
+    error = single_error(
+        tmp_path,
+        """
 steps:
   - type: send_email
     label: Say hello
     template: helo
   - type: end
 """,
-        ),
         "missing-template",
     )
     assert error.line == 9
@@ -408,15 +397,13 @@ steps:
 
 
 def test_template_channel_must_match_the_step(tmp_path: Path) -> None:
-    error = only(
-        errors_of(
-            tmp_path,
-            """
+    error = single_error(
+        tmp_path,
+        """
 steps:
   - {type: send_sms, label: Text, template: hello}
   - type: end
 """,
-        ),
         "template-channel",
     )
     assert "is a email template, but this step sends sms" in error.message
@@ -480,10 +467,9 @@ steps:
 
 
 def test_opened_must_name_a_send_step(tmp_path: Path) -> None:
-    error = only(
-        errors_of(
-            tmp_path,
-            """
+    error = single_error(
+        tmp_path,
+        """
 steps:
   - {id: welcome, type: send_email, label: Welcome, template: hello}
   - {type: wait, label: Pause, for: 1 day}
@@ -492,7 +478,6 @@ steps:
     condition: {opened: welcom}
   - type: end
 """,
-        ),
         "dangling-message",
     )
     assert 'Did you mean "welcome"?' in error.message
@@ -506,15 +491,13 @@ def test_file_name_must_match_id(tmp_path: Path) -> None:
 
 
 def test_start_workflow_must_exist(tmp_path: Path) -> None:
-    error = only(
-        errors_of(
-            tmp_path,
-            """
+    error = single_error(
+        tmp_path,
+        """
 steps:
   - {type: start_workflow, label: Nurture, workflow: nurture}
   - type: end
 """,
-        ),
         "unknown-workflow",
     )
     assert 'there is no workflow "nurture"' in error.message

@@ -188,6 +188,14 @@ def condition_json(condition: Any) -> Any:
     return condition.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+def where_json(where: m.Where) -> dict[str, Any]:
+    """Property filters as the runtime reads them: bare values stay, comparisons dump."""
+    return {
+        key: condition_json(value) if isinstance(value, m.Comparison) else value
+        for key, value in where.items()
+    }
+
+
 # --- Actions ------------------------------------------------------------------------------
 
 
@@ -518,9 +526,7 @@ def emit_wait_for_event(node: ir.Node, ctx: Context) -> States:
         "entered_at.$": "$$.State.EnteredTime",
     }
     if step.where:
-        payload["where"] = {
-            k: condition_json(v) if hasattr(v, "model_dump") else v for k, v in step.where.items()
-        }
+        payload["where"] = where_json(step.where)
     return {
         node.label: {
             "Type": "Task",
@@ -765,9 +771,7 @@ def emit_watch(signal: m.Signal, error: str, purpose: str, ctx: Context) -> dict
         "entered_at.$": "$$.Execution.StartTime",
     }
     if signal.where:
-        payload["where"] = {
-            k: condition_json(v) if hasattr(v, "model_dump") else v for k, v in signal.where.items()
-        }
+        payload["where"] = where_json(signal.where)
     return {
         "StartAt": watch,
         "States": {
