@@ -79,7 +79,8 @@ steps:
     assert (error.line, error.column) == (9, 5)
     assert 'unknown field "templte". Did you mean "template"?' in error.message
     assert "template" in error.hint
-    assert any(d.code == "missing" for d in diagnostics)
+    # One mistake, one error: not also "missing required field template".
+    assert not any(d.code == "missing" for d in diagnostics)
 
 
 def test_bad_duration_explains_the_format(tmp_path: Path) -> None:

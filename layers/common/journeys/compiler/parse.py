@@ -52,7 +52,24 @@ def parse_workflow(document: SourceDocument) -> tuple[m.Workflow | None, list[Di
     try:
         return m.Workflow.model_validate(document.data), []
     except ValidationError as error:
-        return None, [explain(document, item) for item in _deduplicate(error.errors())]
+        return None, _merge_misspellings(
+            [explain(document, item) for item in _deduplicate(error.errors())]
+        )
+
+
+def _merge_misspellings(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """A misspelt required field is one mistake: keep "unknown field ... did you mean x",
+    drop the "missing required field x" it causes in the same step."""
+    suggested = {
+        (d.step, d.message.split('Did you mean "')[1].rstrip('"?'))
+        for d in diagnostics
+        if d.code == "extra_forbidden" and "Did you mean" in d.message
+    }
+    return [
+        d
+        for d in diagnostics
+        if not (d.code == "missing" and (d.step, d.message.split('"')[1]) in suggested)
+    ]
 
 
 def _deduplicate(errors: list[Any]) -> list[Any]:
