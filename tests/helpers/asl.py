@@ -14,6 +14,10 @@ EVENT, TIMEOUT = "event", "timeout"
 def journey_states(machine: dict[str, Any]) -> dict[str, Any]:
     """The journey's own states: the first Parallel branch when goal/exits race it."""
     top = machine["States"][machine["StartAt"]]
+    if top["Type"] == "Pass" and machine["States"].get(top.get("Next", ""), {}).get("Type") == (
+        "Parallel"
+    ):
+        top = machine["States"][top["Next"]]  # loop counters are set before the race
     if top["Type"] == "Parallel":
         return dict(top["Branches"][0])
     return machine

@@ -341,3 +341,46 @@ def test_started_by_filters_and_event_dates(tmp_path: Path) -> None:
     assert condition == {"started_by": "signed_up", "where": {"url": {"contains": "/pricing"}}}
     schedule = states["Schedule: Day before"]["Parameters"]["Payload"]
     assert schedule["event_property"] == "starts_at" and "attribute" not in schedule
+
+
+def test_loop_counters_never_collide_and_survive_the_race(tmp_path: Path) -> None:
+    machine = machine_of(
+        tmp_path,
+        """
+  - {id: again-a, type: wait, label: Pause A, for: 1 day}
+  - {type: goto, label: Loop A, step: again-a, max_times: 2}
+  - {id: again_a, type: wait, label: Pause B, for: 1 day}
+  - {type: goto, label: Loop B, step: again_a, max_times: 2}
+  - type: end
+""",
+        extra="goal: {label: Paid, event: paid}",
+    )
+    start = machine["States"][machine["StartAt"]]
+    assert machine["StartAt"] == "Start journey" and start["Next"] == "Demo"
+    assert start["Result"] == {"loop1": {"n": 0}, "loop2": {"n": 0}}
+    states = journey_states(machine)["States"]
+    assert states["Loop A"]["Choices"][0]["Variable"] == "$.loops.loop1.n"
+    assert states["Loop B"]["Choices"][0]["Variable"] == "$.loops.loop2.n"
+
+
+def test_team_alerts_ignore_the_contacts_quiet_hours(tmp_path: Path) -> None:
+    machine = machine_of(
+        tmp_path,
+        "  - {type: notify_team, label: Tell sales, template: alert, to: sales@example.com}\n"
+        "  - type: end",
+        settings="{time_zone: Europe/Paris, quiet_hours: {start: '21:00', end: '08:00'}}",
+        templates={"alert": "channel: team\nsubject: Hot lead\ntext: '{{ contact.email }}'\n"},
+    )
+    states = journey_states(machine)["States"]
+    assert "policy" not in states["Tell sales"]["Parameters"]["Payload"]
+    assert "Hold: Tell sales" not in states
+
+
+def test_goal_then_steps_may_all_end(tmp_path: Path) -> None:
+    machine = machine_of(
+        tmp_path,
+        "  - type: end",
+        extra="goal: {label: Paid, event: paid, then: [{type: end, label: Thanked}]}",
+    )
+    assert machine["States"]["Thanked"]["Type"] == "Succeed"
+    assert "Goal reached" not in machine["States"]

@@ -313,7 +313,7 @@ def test_churn_prevention(machines: dict[str, Any]) -> None:
 
 def goal_follow_up(machine: dict[str, Any]) -> list[str]:
     """States a contact goes through after reaching the goal, up to "Goal reached"."""
-    race = machine["States"][machine["StartAt"]]
+    race = journey_race(machine)
     name = next(c["Next"] for c in race["Catch"] if c["ErrorEquals"] == ["Journeys.GoalReached"])
     visited = []
     while True:
@@ -324,8 +324,13 @@ def goal_follow_up(machine: dict[str, Any]) -> list[str]:
         name = state["Next"]
 
 
+def journey_race(machine: dict[str, Any]) -> dict[str, Any]:
+    top = machine["States"][machine["StartAt"]]
+    return dict(machine["States"][top["Next"]] if top["Type"] == "Pass" else top)
+
+
 def watched(machine: dict[str, Any]) -> list[str]:
-    race = machine["States"][machine["StartAt"]]
+    race = journey_race(machine)
     return [b["StartAt"] for b in race["Branches"][1:]]
 
 

@@ -86,7 +86,16 @@ class Journey:
 
     @property
     def counts_loops(self) -> bool:
-        return any(n.kind == "goto" and n.step.max_times for n in self.nodes.values())
+        return bool(self.loop_counters)
+
+    @property
+    def loop_counters(self) -> dict[str, str]:
+        """Counted gotos and where each counts, in document order: `$.loops.<name>`.
+
+        Numbered rather than derived from ids, so ids like `again-a` and `again_a` cannot
+        share a counter."""
+        counted = [n.key for n in self.nodes.values() if n.kind == "goto" and n.step.max_times]
+        return {key: f"loop{index}" for index, key in enumerate(counted, start=1)}
 
 
 def slug(text: str) -> str:
@@ -308,7 +317,7 @@ def state_names(node: Node, journey: Journey) -> list[str]:
         return [draw_name(label), label]
     if kind == "wait_for_window" or (kind == "wait_until" and node.step.date is None):
         return [schedule_name(label), label]
-    if kind in SEND_KINDS and journey.defers_sends:
+    if kind in m.SEND_CHANNELS and journey.defers_sends:
         return [label, defer_name(label), hold_name(label)]
     if kind == "goto":
         return [label, count_name(label)] if node.step.max_times else []
