@@ -219,7 +219,7 @@ def emit_send(node: ir.Node, ctx: Context) -> States:
         }
     if ctx.time_zone():
         policy["default_time_zone"] = ctx.time_zone()
-    if policy:
+    if policy and to_contact:
         payload["policy"] = policy
     what = f"Send {channel} using template {step.template}"
     task = lambda_task(ctx, "SendFunctionArn", payload, node, what)
