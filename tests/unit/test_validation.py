@@ -255,7 +255,7 @@ steps:
     assert "first used on line 7" in duplicate_id.message
     duplicate_label = only(diagnostics, "duplicate-label")
     assert duplicate_label.line == 13
-    assert "already used on line 7" in duplicate_label.message
+    assert '"Say hello" is already the name of the step on line 7' in duplicate_label.message
 
 
 def test_label_too_long_for_a_state_name(tmp_path: Path) -> None:
@@ -572,3 +572,112 @@ steps:
     assert error.file.endswith("templates/promo.yaml")
     assert error.line == 4
     assert "transactional: true" in error.hint
+
+
+@pytest.mark.parametrize(
+    ("extra", "code", "fragment"),
+    [
+        (
+            "goal: {label: Done, event: a}\nexit: [{label: Done, event: b}]",
+            "duplicate-label",
+            '"Done" is already the name of the goal',
+        ),
+        (
+            "goal: {label: Journey completed, event: a}",
+            "reserved-label",
+            '"Journey completed" is already the name of Journeys itself',
+        ),
+        (
+            "exit: [{label: Unsubscribed, event: unsubscribe_all}]",
+            "duplicate-label",
+            '"Unsubscribed" is already the name of the exit on line 5',
+        ),
+        (
+            "goal: {label: " + "The contact upgraded to a paid plan " * 2 + ", event: a}",
+            "label-too-long",
+            "shorten it to at most 69 characters",
+        ),
+    ],
+)
+def test_goal_and_exit_labels_are_state_names_too(
+    tmp_path: Path, extra: str, code: str, fragment: str
+) -> None:
+    result = compile_one(tmp_path, HEADER + extra + "\nsteps:\n  - type: end\n")
+    error = only(result.diagnostics, code)
+    assert fragment in error.message + error.hint
+    assert result.machine is None  # reported as the author's error, not the compiler's
+
+
+def test_workflow_name_must_fit_a_state_name_when_racing(tmp_path: Path) -> None:
+    long_name = "A very long workflow name " * 4
+    result = compile_one(
+        tmp_path, HEADER.replace("name: Demo", f"name: {long_name}") + "steps:\n  - type: end\n"
+    )
+    error = only(result.diagnostics, "label-too-long")
+    assert error.line == 2
+
+
+def test_unlabelled_ends_are_numbered(tmp_path: Path) -> None:
+    result = compile_one(
+        tmp_path,
+        HEADER
+        + """
+steps:
+  - type: decision
+    label: VIP?
+    condition: {tag: vip}
+    yes: [{type: end}]
+  - type: end
+""",
+    )
+    assert result.ok, [d.format() for d in result.diagnostics]
+    assert result.journey is not None
+    assert sorted(n.label for n in result.journey.nodes.values() if n.kind == "end") == [
+        "End",
+        "End 2",
+    ]
+
+
+def test_holdout_label_limit_counts_only_what_the_author_wrote(tmp_path: Path) -> None:
+    label = "Control group that receives nothing at all during the test"  # 58
+    result = compile_one(
+        tmp_path,
+        HEADER
+        + f"""
+steps:
+  - type: ab_split
+    label: Test
+    variants: [{{label: A, weight: 90}}]
+    holdout: {{label: {label} and after, weight: 10, measure_for: 14 days}}
+  - type: end
+""",
+    )
+    error = only(result.diagnostics, "label-too-long")
+    assert "shorten it to at most 63 characters" in error.hint  # ": measure 14 days" is 17
+
+
+def test_counted_goto_needs_a_label(tmp_path: Path) -> None:
+    error = single_error(
+        tmp_path,
+        """
+steps:
+  - {id: pause, type: wait, label: Pause, for: 1 day}
+  - {type: goto, step: pause, max_times: 2}
+  - type: end
+""",
+        "value_error",
+    )
+    assert "give it a label" in error.message
+
+
+@pytest.mark.parametrize(
+    "setting",
+    ["re_entry: {after: -1 day}", "frequency_cap: {max: 1, per: 0 s}"],
+)
+def test_periods_must_be_positive(tmp_path: Path, setting: str) -> None:
+    result = compile_one(
+        tmp_path,
+        HEADER.replace("settings: {time_zone: Europe/Paris}", f"settings: {{{setting}}}")
+        + "steps:\n  - type: end\n",
+    )
+    assert any("must be longer than zero" in d.message for d in result.diagnostics)

@@ -47,6 +47,8 @@ class Node:
     path: Path
     next: str | None
     branches: tuple[Branch, ...] = ()
+    #: The part of the label the author wrote, when the compiler made the rest.
+    authored: str | None = None
 
     @property
     def successors(self) -> tuple[str, ...]:
@@ -117,18 +119,30 @@ class _Builder:
         self.keys: dict[int, str] = {}
         self.used: set[str] = set()
         self.reserved: set[str] = set()
+        self.explicit_labels: set[str] = set()
+        self.default_labels: dict[int, str] = {}
 
     def reserve_ids(self, steps: list[Any] | None) -> None:
         """Explicit ids first, so a label's slug can never take an id a goto names."""
         for step in steps or []:
             if step.id:
                 self.reserved.add(step.id)
+            if step.label and "label" in step.model_fields_set:
+                self.explicit_labels.add(step.label)
             for child in _child_lists(step):
                 self.reserve_ids(child)
 
     def assign_keys(self, steps: list[Any] | None) -> None:
         for step in steps or []:
-            base = step.id or slug(step.label or f"goto-{step.step}")
+            if step.type in TERMINAL_KINDS and "label" not in step.model_fields_set:
+                # Unlabelled ends are "End", "End 2", ... in document order.
+                label, counter = step.label, 2
+                while label in self.explicit_labels:
+                    label, counter = f"{step.label} {counter}", counter + 1
+                self.explicit_labels.add(label)
+                self.default_labels[id(step)] = label
+            label = self.default_labels.get(id(step)) or step.label
+            base = step.id or slug(label or f"goto-{step.step}")
             taken = self.used if step.id else self.used | self.reserved
             key, counter = base, 2
             while key in taken:
@@ -152,7 +166,7 @@ class _Builder:
     def build_step(self, step: Any, path: Path, following: str) -> str:
         key = self.keys[id(step)]
         kind = step.type
-        label = step.label or ""
+        label = self.default_labels.get(id(step)) or step.label or ""
         next_key: str | None = following
         branches: list[Branch] = []
         if kind in TERMINAL_KINDS:
@@ -211,7 +225,9 @@ class _Builder:
         wait = m.Wait.model_validate(
             {"type": "wait", "label": label, "for": holdout.measure_for.text}
         )
-        self.nodes[wait_key] = Node(wait_key, "wait", label, wait, path, end_key)
+        self.nodes[wait_key] = Node(
+            wait_key, "wait", label, wait, path, end_key, authored=holdout.label
+        )
         return wait_key
 
 

@@ -56,6 +56,29 @@ DurationField = Annotated[
     ),
 ]
 
+
+def _positive_duration(value: Any) -> Duration:
+    duration = _duration(value)
+    if duration.seconds <= 0:
+        raise ValueError(f'must be longer than zero (got "{duration.text}")')
+    return duration
+
+
+#: A length of time that must be positive (waits, timeouts, windows, periods).
+PositiveDurationField = Annotated[
+    Duration,
+    PlainValidator(_positive_duration),
+    PlainSerializer(lambda d: d.text, return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^\s*(\d+\s*[A-Za-z]+\s*)+$",
+            "description": 'A duration: "90s", "30 min", "2h", "3 days", "2 weeks", "1 month".',
+            "examples": ["2h", "3 days", "1 week"],
+        }
+    ),
+]
+
 _TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
@@ -125,7 +148,7 @@ def _time_zone(value: str | None) -> str | None:
         close = difflib.get_close_matches(value, sorted(available_timezones()), n=1)
         hint = f' Did you mean "{close[0]}"?' if close else ""
         raise ValueError(
-            f"unknown time zone {value!r}; use an IANA name like Europe/Paris.{hint}"
+            f'unknown time zone "{value}"; use an IANA name like Europe/Paris.{hint}'
         ) from None
     return value
 
@@ -169,8 +192,12 @@ class Comparison(StrictModel):
     is_today: bool | None = Field(
         None, description="A date whose month and day are today's (birthdays, anniversaries)."
     )
-    within_last: DurationField | None = Field(None, description="A date at most this long ago.")
-    within_next: DurationField | None = Field(None, description="A date at most this far ahead.")
+    within_last: PositiveDurationField | None = Field(
+        None, description="A date at most this long ago."
+    )
+    within_next: PositiveDurationField | None = Field(
+        None, description="A date at most this far ahead."
+    )
 
     @model_validator(mode="after")
     def _needs_an_operator(self) -> Comparison:
@@ -217,7 +244,7 @@ class EventCondition(StrictModel):
     """The contact performed an event, optionally recently and with matching properties."""
 
     event: EventName
-    within: DurationField | None = Field(None, description="Only count events this recent.")
+    within: PositiveDurationField | None = Field(None, description="Only count events this recent.")
     where: Where | None = None
     at_least: int = Field(1, ge=1, description="How many matching events are needed.")
 
@@ -416,7 +443,7 @@ class ListTrigger(StrictModel):
 class InactivityTrigger(StrictModel):
     """Enter when the contact has had no interaction for this long."""
 
-    inactive_for: DurationField
+    inactive_for: PositiveDurationField
 
     def key(self) -> str:
         """How the router and `started_by` name this trigger."""
@@ -506,14 +533,14 @@ class ExitCriterion(Signal):
 class ReEntryAfter(StrictModel):
     """A contact may enter again once this long has passed since the last entry."""
 
-    after: DurationField
+    after: PositiveDurationField
 
 
 class FrequencyCap(StrictModel):
     """At most `max` messages per contact per `per`, counting every workflow."""
 
     max: int = Field(ge=1)
-    per: DurationField
+    per: PositiveDurationField
 
 
 class QuietHours(StrictModel):
@@ -670,6 +697,8 @@ class SetAttribute(StepBase):
     def _value_or_shift(self) -> SetAttribute:
         if (self.value is None) == (self.shift is None):
             raise ValueError("give exactly one of value or shift")
+        if self.shift is not None and self.shift.seconds == 0:
+            raise ValueError("shift must not be zero")
         return self
 
 
@@ -738,7 +767,7 @@ class Wait(StepBase):
     """Wait a fixed time."""
 
     type: Literal["wait"]
-    duration: DurationField = Field(alias="for")
+    duration: PositiveDurationField = Field(alias="for")
 
 
 class WaitUntil(StepBase):
@@ -764,8 +793,13 @@ class WaitUntil(StepBase):
             raise ValueError("give exactly one of date, attribute or event_property")
         if self.date is not None and self.date.tzinfo is None:
             raise ValueError('date needs a time zone offset, e.g. "2026-12-24T09:00:00+01:00"')
-        if self.offset is not None and self.date is not None:
-            raise ValueError("offset applies to attribute and event_property dates only")
+        if self.date is not None and (
+            self.offset is not None or self.at is not None or self.time_zone is not None
+        ):
+            raise ValueError(
+                "offset, at and time_zone apply to attribute and event_property dates; "
+                "a fixed date already says when"
+            )
         return self
 
 
@@ -801,7 +835,7 @@ class WaitForEvent(StepBase):
     type: Literal["wait_for_event"]
     event: EventName
     where: Where | None = None
-    timeout: DurationField
+    timeout: PositiveDurationField
     yes: list[Step] | None = None
     no: list[Step] | None = None
 
@@ -841,7 +875,7 @@ class Holdout(StrictModel):
 
     label: Label = "Holdout"
     weight: int = Field(ge=1, le=100)
-    measure_for: DurationField | None = Field(
+    measure_for: PositiveDurationField | None = Field(
         None,
         description="Keep holdout contacts in the journey this long to see if they "
         "reach the goal anyway.",
@@ -876,6 +910,12 @@ class Goto(StrictModel):
     id: StepId | None = None
     note: str | None = None
 
+    @model_validator(mode="after")
+    def _counted_loops_have_a_label(self) -> Goto:
+        if self.max_times and not self.label:
+            raise ValueError("a goto with max_times becomes a state: give it a label")
+        return self
+
 
 class Repeat(StrictModel):
     """Start this journey again for the contact as a new execution (weekly reports,
@@ -883,7 +923,7 @@ class Repeat(StrictModel):
 
     type: Literal["repeat"]
     label: Label = "Repeat"
-    after: DurationField | None = None
+    after: PositiveDurationField | None = None
     times: int | None = Field(None, ge=2, description="Total runs, including the first.")
     id: StepId | None = None
     note: str | None = None

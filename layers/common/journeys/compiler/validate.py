@@ -222,48 +222,94 @@ class Checker:
             else:
                 first[step_id] = node.path
 
+    def journey_names(self) -> list[tuple[str, Path, str, str]]:
+        """Names of the states the compiler adds around the steps: (name, source path,
+        the authored text inside it, what owns it)."""
+        workflow = self.journey.workflow
+        names: list[tuple[str, Path, str, str]] = [
+            (name, (), name, "Journeys itself") for name in sorted(ir.RESERVED_NAMES)
+        ]
+        if not self.journey.races:
+            return names
+        names.append((workflow.name, ("name",), workflow.name, "the workflow's name"))
+        signals: list[tuple[m.Signal, Path, str]] = []
+        if workflow.goal is not None:
+            signals.append((workflow.goal, ("goal", "label"), "the goal"))
+        for index, signal in enumerate(self.journey.exits):
+            if index < len(workflow.exit):
+                where: Path = ("exit", index, "label")
+                line = self.document.position_of(where).line
+                signals.append((signal, where, f"the exit on line {line}"))
+            else:
+                where = ("settings", "stop_on_unsubscribe")
+                signals.append((signal, where, "the exit that stop_on_unsubscribe adds"))
+        for signal, where, owner in signals:
+            names.append((signal.label, where, signal.label, owner))
+            names.append((ir.watch_name(signal.label), where, signal.label, owner))
+        return names
+
     def check_state_names(self) -> None:
-        owners: dict[str, ir.Node] = {}
-        signals = [self.journey.workflow.goal] if self.journey.workflow.goal else []
-        signal_names = {ir.watch_name(s.label) for s in [*signals, *self.journey.exits]}
-        signal_names |= {s.label for s in [*signals, *self.journey.exits]}
-        reserved = ir.RESERVED_NAMES | signal_names
-        if self.journey.races:
-            reserved |= {self.journey.workflow.name}
+        """Every state name must fit in 80 characters and be unique in the machine."""
+        owners: dict[str, str] = {}
+        reported: set[Path] = set()
+        for name, where, authored, owner in self.journey_names():
+            if where in reported:
+                continue  # one problem per goal or exit, not one per state it makes
+            if self.name_problem(name, where, authored, owner, owners, step=""):
+                reported.add(where)
+                continue
+            owners[name] = owner
         for node in self.journey.nodes.values():
+            line = self.document.position_of(node.path).line
             for name in ir.state_names(node, self.journey):
-                if len(name) > ir.MAX_STATE_NAME:
-                    extra = len(name) - len(node.label)
-                    self.node_report(
-                        node,
-                        f"label is {len(node.label)} characters; as the state name "
-                        f'"{name[:30]}…" it is {len(name)}, over the {ir.MAX_STATE_NAME} '
-                        "Step Functions allows",
-                        f"shorten the label to at most {ir.MAX_STATE_NAME - extra} characters",
-                        attr="label",
-                        code="label-too-long",
-                    )
+                authored = node.authored or node.label
+                where = (*node.path, "label")
+                if self.name_problem(
+                    name,
+                    where,
+                    authored,
+                    f"the step on line {line}",
+                    owners,
+                    step=node.label or node.kind,
+                    key=node.key,
+                ):
                     break
-                if name in owners and owners[name].key != node.key:
-                    other = self.document.position_of(owners[name].path).line
-                    self.node_report(
-                        node,
-                        f'label "{node.label}" is already used on line {other}',
-                        "state names must be unique: make the labels different",
-                        attr="label",
-                        code="duplicate-label",
-                    )
-                    break
-                if name in reserved:
-                    self.node_report(
-                        node,
-                        f'label "{name}" is reserved for the journey itself',
-                        "choose another label",
-                        attr="label",
-                        code="reserved-label",
-                    )
-                    break
-                owners[name] = node
+                owners[name] = f"the step on line {line}"
+
+    def name_problem(
+        self,
+        name: str,
+        where: Path,
+        authored: str,
+        owner: str,
+        owners: dict[str, str],
+        step: str,
+        key: str = "",
+    ) -> bool:
+        if len(name) > ir.MAX_STATE_NAME:
+            limit = ir.MAX_STATE_NAME - (len(name) - len(authored))
+            self.report(
+                where,
+                f'"{authored[:40]}…" is {len(authored)} characters; as the '
+                f'state name "{name[:30]}…" it is {len(name)}, over the '
+                f"{ir.MAX_STATE_NAME} Step Functions allows",
+                f"shorten it to at most {limit} characters",
+                step=step,
+                code="label-too-long",
+            )
+            return True
+        if name in owners and owners[name] != owner:
+            first = owners[name]
+            code = "reserved-label" if first == "Journeys itself" else "duplicate-label"
+            self.report(
+                where,
+                f'"{name}" is already the name of {first}',
+                "state names must be unique: choose another label",
+                step=step,
+                code=code,
+            )
+            return True
+        return False
 
     def check_references(self) -> None:
         ids = {n.step.id: n for n in self.journey.nodes.values() if getattr(n.step, "id", None)}
