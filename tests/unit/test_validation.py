@@ -407,7 +407,7 @@ steps:
 """,
         "template-channel",
     )
-    assert "is a email template, but this step sends sms" in error.message
+    assert "is an email template, but this step sends sms" in error.message
 
 
 def test_frequency_cap_warning(tmp_path: Path) -> None:
@@ -681,3 +681,60 @@ def test_periods_must_be_positive(tmp_path: Path, setting: str) -> None:
         + "steps:\n  - type: end\n",
     )
     assert any("must be longer than zero" in d.message for d in result.diagnostics)
+
+
+def test_waits_in_a_row_must_fit_in_a_year(tmp_path: Path) -> None:
+    error = single_error(
+        tmp_path,
+        """
+steps:
+  - {type: wait, label: Hibernate, for: 200 days}
+  - {type: wait_for_event, label: "Came back?", event: login, timeout: 100 days}
+  - {type: wait, label: Hibernate again, for: 200 days}
+  - type: end
+""",
+        "journey-too-long",
+    )
+    assert error.step == "Hibernate again"
+    assert "500 days" in error.message
+
+
+def test_event_dates_need_an_event_trigger(tmp_path: Path) -> None:
+    result = compile_one(
+        tmp_path,
+        """
+id: demo
+name: Demo
+trigger: {tag_added: vip}
+steps:
+  - {type: wait_until, label: Day before, event_property: starts_at, offset: -1 day}
+  - type: end
+""",
+    )
+    error = only(result.diagnostics, "no-trigger-event")
+    assert error.line == 5
+
+
+def test_template_syntax_errors_point_at_their_line(tmp_path: Path) -> None:
+    templates = {
+        "broken": """
+        channel: email
+        subject: "Hi {{ contact.first_name }"
+        html: |
+          <p>Hello</p>
+          <p>{% if x %}</p>
+          <a href="{{ links.unsubscribe }}">Unsubscribe</a>
+        text: Hi
+        """
+    }
+    diagnostics = errors_of(
+        tmp_path,
+        """
+steps:
+  - {type: send_email, label: Hello, template: broken}
+  - type: end
+""",
+        templates=templates,
+    )
+    lines = sorted(d.line for d in diagnostics if "template syntax error" in d.message)
+    assert lines[0] == 3  # the subject line itself

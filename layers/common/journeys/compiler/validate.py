@@ -74,7 +74,8 @@ class TemplateIndex:
                     Diagnostic(
                         Severity.ERROR,
                         str(path),
-                        position.line + (error.lineno or 1),
+                        # Block scalars (|) start on the line after their key.
+                        position.line + (error.lineno or 1) - ("\n" not in source),
                         position.column,
                         f"template syntax error in {field_name}: {error.message}",
                         "check {{ }} and {% %} pairs",
@@ -189,7 +190,9 @@ class Checker:
         self.check_endings(reachable)
         self.check_loops(reachable)
         self.check_durations()
+        self.check_execution_length(reachable)
         self.check_time_zones()
+        self.check_event_dates()
         self.check_templates(reachable)
         self.check_frequency_cap(reachable)
         return self.diagnostics
@@ -512,9 +515,9 @@ class Checker:
         if workflow.settings.time_zone is not None:
             return
         hint = (
-            "add settings: time_zone: Europe/London (the fallback for contacts without a "
-            "time zone), or time_zone: on the step"
+            "add settings: time_zone: Europe/London, the fallback for contacts without a time zone"
         )
+        step_hint = hint + ", or time_zone: on the step"
         if workflow.settings.quiet_hours is not None:
             self.report(
                 ("settings", "quiet_hours"),
@@ -542,9 +545,68 @@ class Checker:
                 self.node_report(
                     node,
                     "this time window has no time zone for contacts who have none",
-                    hint,
+                    step_hint,
                     code="no-time-zone",
                 )
+
+    def check_event_dates(self) -> None:
+        if any(isinstance(t, m.EventTrigger) for t in self.journey.workflow.triggers()):
+            return
+        for node in self.journey.nodes.values():
+            if node.kind == "wait_until" and node.step.event_property is not None:
+                self.node_report(
+                    node,
+                    "event_property reads the event that started the journey, but this "
+                    "workflow is not started by an event",
+                    "use attribute: to wait on a date kept on the contact",
+                    attr="event_property",
+                    code="no-trigger-event",
+                )
+
+    def check_execution_length(self, reachable: list[str]) -> None:
+        """Waits one after another must fit in the year an execution may last."""
+        reached = set(reachable)
+        order = self.forward_order(reachable)
+        position = {key: index for index, key in enumerate(order)}
+        waited = {key: 0 for key in reachable}
+        for key in order:
+            node = self.journey.nodes[key]
+            total = waited[key] + self.wait_seconds(node)
+            if total > ONE_YEAR:
+                self.node_report(
+                    node,
+                    f"a contact can reach the end of this step after {describe_seconds(total)} "
+                    "of waiting; a Step Functions execution lasts at most one year",
+                    "shorten the waits, or hand over to another workflow with start_workflow "
+                    "(or repeat) before a year has passed",
+                    code="journey-too-long",
+                )
+                return
+            for successor in node.successors:
+                if successor in reached and position[successor] > position[key]:
+                    waited[successor] = max(waited[successor], total)
+
+    def forward_order(self, reachable: list[str]) -> list[str]:
+        """Reachable nodes in an order where every forward edge points later (loops are
+        bounded separately by check_loops)."""
+        seen: set[str] = set()
+        finished: list[str] = []
+        for root in self.journey.roots:
+            stack: list[tuple[str, int]] = [(root, 0)]
+            while stack:
+                key, child = stack.pop()
+                if child == 0:
+                    if key in seen or key not in self.journey.nodes:
+                        continue
+                    seen.add(key)
+                successors = self.journey.nodes[key].successors
+                if child < len(successors):
+                    stack.append((key, child + 1))
+                    if successors[child] not in seen:
+                        stack.append((successors[child], 0))
+                else:
+                    finished.append(key)
+        return [k for k in reversed(finished) if k in set(reachable)]
 
     def fetched_before(self, reachable: list[str]) -> dict[str, frozenset[str]]:
         """For each node, the `data.<name>` every path to it has fetched (must-analysis)."""
@@ -594,7 +656,7 @@ class Checker:
             if template.channel != wanted and {template.channel, wanted} != {"sms", "whatsapp"}:
                 self.node_report(
                     node,
-                    f'template "{name}" is a {template.channel} template, but '
+                    f'template "{name}" is {_article(template.channel)} {template.channel} template, but '
                     f"this step sends {wanted}",
                     f"use a template with channel: {wanted}",
                     attr="template",
@@ -695,6 +757,10 @@ class Checker:
             for successor in node.successors:
                 stack.append((successor, elapsed, sends, depth + 1))
         return best
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 def _durations(node: ir.Node) -> Iterator[tuple[str, Any]]:
