@@ -738,3 +738,41 @@ steps:
     )
     lines = sorted(d.line for d in diagnostics if "template syntax error" in d.message)
     assert lines[0] == 3  # the subject line itself
+
+
+@pytest.mark.parametrize(
+    ("yaml_line", "line", "column", "fragment"),
+    [
+        ("trigger: {evnt: signed_up}", 3, 1, 'Did you mean "event"?'),
+        ("trigger: {event: a, where: {url: {like: /pricing}}}", 3, 35, 'unknown field "like"'),
+        (
+            "trigger: {event: a}\nsettings: {re_entry: sometimes}",
+            4,
+            12,
+            '"sometimes" is not allowed for "re_entry"',
+        ),
+    ],
+)
+def test_one_mistake_in_a_union_gives_one_error(
+    tmp_path: Path, yaml_line: str, line: int, column: int, fragment: str
+) -> None:
+    # GIVEN a mistake inside a field that accepts several shapes (one trigger or a list,
+    # a value or a comparison, a word or a mapping)
+    result = compile_one(tmp_path, f"id: demo\nname: Demo\n{yaml_line}\nsteps: [{{type: end}}]\n")
+    # THEN only the shape the author wrote is explained, where it was written
+    assert len(result.diagnostics) == 1, [d.format() for d in result.diagnostics]
+    error = result.diagnostics[0]
+    assert fragment in error.message
+    assert (error.line, error.column) == (line, column)
+
+
+def test_identifier_rules_are_explained_in_words(tmp_path: Path) -> None:
+    error = single_error(
+        tmp_path,
+        """
+steps:
+  - {id: Send Reminder, type: end}
+""",
+        "string_pattern_mismatch",
+    )
+    assert "step ids are lowercase letters" in error.hint

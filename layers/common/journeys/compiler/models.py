@@ -131,6 +131,20 @@ Label = Annotated[
         "Step Functions console, so keep it short and unique in the workflow.",
     ),
 ]
+#: What each identifier pattern means, for error messages (a regex teaches nobody).
+PATTERN_HELP: dict[str, str] = {
+    r"^[a-z][a-z0-9_-]{0,63}$": 'step ids are lowercase letters, digits, "-" and "_", '
+    "starting with a letter (e.g. cart-push)",
+    r"^[a-z][a-z0-9-]{0,47}$": 'workflow ids are lowercase letters, digits and "-", starting '
+    "with a letter, and match the file name",
+    r"^[A-Za-z][A-Za-z0-9_.:-]{0,127}$": "event names start with a letter, then letters, "
+    "digits and _ . : - (e.g. checkout_completed)",
+    r"^[A-Za-z0-9][A-Za-z0-9_. -]{0,127}$": "names are letters, digits, spaces and _ . -",
+    r"^[A-Za-z_][A-Za-z0-9_]{0,63}$": "attribute names are letters, digits and _, not "
+    "starting with a digit (e.g. first_name)",
+    r"^https?://": "a URL starting with https:// (or http://)",
+}
+
 Scalar = str | int | float | bool
 
 Channel = Literal["email", "sms", "push", "web_push", "in_app", "on_site", "whatsapp"]

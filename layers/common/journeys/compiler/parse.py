@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import types
 import typing
-from typing import Any, Union, get_args, get_origin
+from dataclasses import dataclass
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
-from pydantic.fields import FieldInfo
 
 from journeys.compiler import models as m
 from journeys.compiler.diagnostics import Diagnostic, Severity, did_you_mean
@@ -53,7 +53,7 @@ def parse_workflow(document: SourceDocument) -> tuple[m.Workflow | None, list[Di
         return m.Workflow.model_validate(document.data), []
     except ValidationError as error:
         return None, _merge_misspellings(
-            [explain(document, item) for item in _deduplicate(error.errors())]
+            [explain(document, item) for item in _relevant(document, _deduplicate(error.errors()))]
         )
 
 
@@ -101,18 +101,23 @@ def step_label_at(document: SourceDocument, path: Path) -> str:
 
 def explain(document: SourceDocument, item: Any) -> Diagnostic:
     loc = tuple(item["loc"])
-    path = document.resolve(loc)
+    path = locate(document.data, loc).path
     kind = item["type"]
-    field = loc[-1] if loc else ""
+    # The field is the last part of the location that exists in the data (pydantic adds
+    # union member names such as "literal['never','always']"); a missing field is not there.
+    named = [part for part in path if isinstance(part, str)]
+    field = loc[-1] if kind == "missing" or not named else named[-1]
     message, hint = item["msg"], ""
     if kind == "extra_forbidden":
-        allowed = sorted(_allowed_fields(loc[:-1]) or [])
+        field = loc[-1]
+    if kind == "extra_forbidden":
+        allowed = sorted(_allowed_fields(document, loc[:-1]) or [])
         message = f'unknown field "{field}".' + did_you_mean(str(field), allowed)
-        path = (*document.resolve(loc[:-1]), str(field))
+        path = (*locate(document.data, loc[:-1]).path, str(field))
         hint = f"fields allowed here: {', '.join(allowed)}" if allowed else ""
     elif kind == "missing":
         message = f'missing required field "{field}"'
-        description = _field_description(loc)
+        description = _field_description(document, loc)
         hint = description or ""
     elif kind == "union_tag_invalid":
         tag = item["ctx"]["tag"]
@@ -143,15 +148,21 @@ def explain(document: SourceDocument, item: Any) -> Diagnostic:
         message = str(item["msg"]).removeprefix("Value error, ")
     elif kind == "string_pattern_mismatch":
         given = item.get("input")
-        description = _field_description(loc)
         message = f'"{given}" is not a valid value for "{field}"'
-        hint = description or f"it must match {item['ctx']['pattern']}"
+        hint = m.PATTERN_HELP.get(item["ctx"]["pattern"]) or _field_description(document, loc) or ""
+        hint = hint or f"it must match {item['ctx']['pattern']}"
     elif kind in ("list_type", "dict_type", "model_type", "model_attributes_type"):
         wanted = {
             "list_type": "a list (lines starting with -)",
             "dict_type": "a mapping (key: value lines)",
         }.get(kind, "a mapping (key: value lines)")
         message = f'"{field}" must be {wanted}'
+    elif kind == "too_short":
+        message = f'"{field}" needs at least {item["ctx"]["min_length"]} item(s)'
+    elif kind == "string_too_short":
+        message = f'"{field}" must not be empty'
+    elif str(message).startswith("Input should be"):
+        message = f'"{field}" ' + str(message).replace("Input should be", "must be", 1)
     position = document.position_of(path)
     return Diagnostic(
         Severity.ERROR,
@@ -165,91 +176,154 @@ def explain(document: SourceDocument, item: Any) -> Diagnostic:
     )
 
 
-# --- Finding the model class at a pydantic location -----------------------------------
+# --- Reading pydantic locations -------------------------------------------------------
+#
+# A pydantic location mixes keys of the data with names of union members: a step's type
+# ("goto"), a discriminator tag ("event", which is also a key of the data), a marker such
+# as "tagged-union[...]", "list[...]", "literal['never','always']" or "str". Walking the
+# location with the model types beside the data tells the two apart.
+
+SCALARS = ("str", "int", "float", "bool")
+
+
+@dataclass(frozen=True)
+class Located:
+    path: Path  # where in the data
+    model: Any  # the type expected there
+    plausible: bool  # False when the error comes from a union member of another shape
 
 
 def _unwrap(annotation: Any) -> Any:
-    while get_origin(annotation) is typing.Annotated:
-        annotation = get_args(annotation)[0]
-    return annotation
+    while True:
+        if get_origin(annotation) is typing.Annotated:
+            annotation = get_args(annotation)[0]
+            continue
+        if _is_union(annotation):
+            members = [a for a in get_args(annotation) if a is not type(None)]
+            if len(members) == 1:
+                annotation = members[0]
+                continue
+        return annotation
+
+
+def _is_union(annotation: Any) -> bool:
+    return get_origin(annotation) in (Union, types.UnionType)
 
 
 def _members(annotation: Any) -> list[tuple[str | None, Any]]:
-    """Union members with their discriminator tag (if any)."""
+    """Union members with their discriminator tag (if any), unwrapped."""
     members = []
     for arg in get_args(annotation):
         tag = None
         if get_origin(arg) is typing.Annotated:
             for meta in arg.__metadata__:
                 tag = getattr(meta, "tag", tag)
-            arg = _unwrap(arg)
-        members.append((tag, arg))
+        if arg is not type(None):
+            members.append((tag, _unwrap(arg)))
     return members
 
 
-def _descend(annotation: Any, part: Any) -> tuple[Any, bool]:
-    """One step into a type along a location part; returns (type, consumed)."""
-    annotation = _unwrap(annotation)
+def _type_literal(member: Any) -> Any:
+    if isinstance(member, type) and issubclass(member, BaseModel):
+        info = member.model_fields.get("type")
+        if info is not None and get_args(info.annotation):
+            return get_args(info.annotation)[0]
+    return None
+
+
+def _matches(member: Any, tag: str | None, part: Any) -> bool:
+    if not isinstance(part, str):
+        return False
+    name = getattr(member, "__name__", "")
+    if part in (tag, _type_literal(member)) or (name and part == name):
+        return True
+    origin = get_origin(member)
+    if part.startswith("list[") and origin is list:
+        return True
+    if part.startswith("literal[") and origin is Literal:
+        return True
+    if part.startswith("tagged-union[") and _is_union(member):
+        return True
+    return bool(part.startswith("function-") and name and part.endswith(f"{name}]"))
+
+
+def _shape_of_type(annotation: Any) -> str:
+    if get_origin(annotation) is list:
+        return "list"
+    if (
+        get_origin(annotation) is dict
+        or _is_union(annotation)
+        or (isinstance(annotation, type) and issubclass(annotation, BaseModel))
+    ):
+        return "mapping"
+    return "scalar"
+
+
+def _shape_of_data(value: Any) -> str:
+    if isinstance(value, list):
+        return "list"
+    return "mapping" if isinstance(value, dict) else "scalar"
+
+
+def _child_type(annotation: Any, part: Any) -> Any:
     origin = get_origin(annotation)
-    if origin in (Union, types.UnionType):
-        for tag, member in _members(annotation):
-            member_type = _unwrap(member)
-            type_literal = None
-            if isinstance(member_type, type) and issubclass(member_type, BaseModel):
-                field_info = member_type.model_fields.get("type")
-                if field_info is not None:
-                    literal_args = get_args(field_info.annotation)
-                    type_literal = literal_args[0] if literal_args else None
-            name = getattr(member_type, "__name__", None)
-            if part in (tag, type_literal, name):
-                return member_type, True
-        non_none = [a for a in get_args(annotation) if a is not type(None)]
-        if len(non_none) == 1:
-            return _descend(non_none[0], part)
-        return None, False
-    if origin is list and isinstance(part, int):
-        return get_args(annotation)[0], True
+    if origin is list:
+        return get_args(annotation)[0]
     if origin is dict:
-        return get_args(annotation)[1], True
+        return get_args(annotation)[1]
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         for name, info in annotation.model_fields.items():
             if part in (name, info.alias):
-                return info.annotation, True
-    return None, True
+                return info.annotation
+    return None
 
 
-def _type_at(loc: tuple[Any, ...]) -> Any:
-    current: Any = m.Workflow
+def locate(data: Any, loc: tuple[Any, ...]) -> Located:
+    model: Any = m.Workflow
+    node, path, plausible = data, [], True
     for part in loc:
-        current, _ = _descend(current, part)
-        if current is None:
-            return None
-    return _unwrap(current)
+        model = _unwrap(model)
+        if _is_union(model):
+            member = next((t for tag, t in _members(model) if _matches(t, tag, part)), None)
+            if member is not None:
+                plausible = plausible and _shape_of_type(member) == _shape_of_data(node)
+                model = member
+                continue
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        ):
+            node = node[part]
+            path.append(part)
+        model = _child_type(model, part)
+    return Located(tuple(path), _unwrap(model), plausible)
 
 
-def _allowed_fields(loc: tuple[Any, ...]) -> list[str] | None:
-    model = _type_at(loc)
+def _relevant(document: SourceDocument, errors: list[Any]) -> list[Any]:
+    """Keep errors from union members of the shape the author wrote: `trigger: {evnt: x}`
+    fails as one trigger and as a list of triggers; only the first says something useful.
+    When every member disagrees, keep them all."""
+    kept = [item for item in errors if locate(document.data, tuple(item["loc"])).plausible]
+    return kept or errors
+
+
+def _allowed_fields(document: SourceDocument, loc: tuple[Any, ...]) -> list[str] | None:
+    model = locate(document.data, loc).model
     if isinstance(model, type) and issubclass(model, BaseModel):
         return [info.alias or name for name, info in model.model_fields.items()]
     return None
 
 
-def _field_info(loc: tuple[Any, ...]) -> FieldInfo | None:
-    model = _type_at(loc[:-1])
-    if isinstance(model, type) and issubclass(model, BaseModel):
-        for name, info in model.model_fields.items():
-            if loc[-1] in (name, info.alias):
-                return info
-    return None
-
-
-def _field_description(loc: tuple[Any, ...]) -> str | None:
-    info = _field_info(loc) if loc else None
-    if info is None:
+def _field_description(document: SourceDocument, loc: tuple[Any, ...]) -> str | None:
+    if not loc:
         return None
-    if info.description:
-        return info.description
-    for meta in info.metadata:
-        if getattr(meta, "description", None):
-            return str(meta.description)
+    model = locate(document.data, loc[:-1]).model
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return None
+    for name, info in model.model_fields.items():
+        if loc[-1] in (name, info.alias):
+            if info.description:
+                return info.description
+            for meta in info.metadata:
+                if getattr(meta, "description", None):
+                    return str(meta.description)
     return None

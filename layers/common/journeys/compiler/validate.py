@@ -656,7 +656,8 @@ class Checker:
             if template.channel != wanted and {template.channel, wanted} != {"sms", "whatsapp"}:
                 self.node_report(
                     node,
-                    f'template "{name}" is {_article(template.channel)} {template.channel} template, but '
+                    f'template "{name}" is {_article(template.channel)} '
+                    f"{template.channel} template, but "
                     f"this step sends {wanted}",
                     f"use a template with channel: {wanted}",
                     attr="template",
