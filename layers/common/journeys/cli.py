@@ -92,7 +92,7 @@ def command_compile(args: argparse.Namespace) -> int:
         if r.workflow is not None and r.machine is not None
     }
     if args.check:
-        return _check_outputs(out, wanted, prune=args.prune)
+        return _check_outputs(out, wanted, args.prune, " ".join(args.paths))
     out.mkdir(parents=True, exist_ok=True)
     # Write every file beside its destination first, then rename: a failure leaves the
     # previous compiled set intact rather than half old, half new.
@@ -130,7 +130,7 @@ def command_compile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_outputs(out: Path, wanted: dict[str, str], prune: bool) -> int:
+def _check_outputs(out: Path, wanted: dict[str, str], prune: bool, sources: str) -> int:
     stale = []
     for name, text in sorted(wanted.items()):
         path = out / name
@@ -148,7 +148,7 @@ def _check_outputs(out: Path, wanted: dict[str, str], prune: bool) -> int:
         for line in stale:
             print(f"✗ {line}", file=sys.stderr)
         print(
-            f"run `journeys compile workflows/ --out {out}/` and commit the result", file=sys.stderr
+            f"run `journeys compile {sources} --out {out}/` and commit the result", file=sys.stderr
         )
         return 1
     print(f"✓ {len(wanted)} compiled state machine(s) in {out}/ are up to date")
