@@ -590,7 +590,7 @@ steps:
         (
             "exit: [{label: Unsubscribed, event: unsubscribe_all}]",
             "duplicate-label",
-            '"Unsubscribed" is already the name of the exit on line 5',
+            '"Unsubscribed" is already the name of the exit that stop_on_unsubscribe adds',
         ),
         (
             "goal: {label: " + "The contact upgraded to a paid plan " * 2 + ", event: a}",
@@ -776,3 +776,34 @@ steps:
         "string_pattern_mismatch",
     )
     assert "step ids are lowercase letters" in error.hint
+
+
+def test_long_goal_label_is_measured_by_its_watch_state(tmp_path: Path) -> None:
+    label = "A goal label that is much too long for a state name once the watch prefix is on it"
+    result = compile_one(
+        tmp_path, HEADER + f"goal: {{label: {label}, event: a}}\nsteps: [{{type: end}}]\n"
+    )
+    error = only(result.diagnostics, "label-too-long")
+    assert "shorten it to at most 69 characters" in error.hint  # "Watch for: " takes 11
+
+
+def test_re_entry_hint_shows_every_form(tmp_path: Path) -> None:
+    result = compile_one(
+        tmp_path,
+        "id: demo\nname: Demo\ntrigger: {event: a}\n"
+        "settings: {re_entry: sometimes}\nsteps: [{type: end}]\n",
+    )
+    assert "{after: 30 days}" in result.diagnostics[0].hint
+
+
+def test_repeat_pause_counts_toward_the_year(tmp_path: Path) -> None:
+    error = single_error(
+        tmp_path,
+        """
+steps:
+  - {type: wait, label: Long pause, for: 300 days}
+  - {type: repeat, after: 100 days}
+""",
+        "journey-too-long",
+    )
+    assert "400 days" in error.message

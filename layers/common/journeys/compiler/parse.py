@@ -144,8 +144,14 @@ def explain(document: SourceDocument, item: Any) -> Diagnostic:
         given = item.get("input")
         message = f'"{given}" is not allowed for "{field}".' + did_you_mean(str(given), choices)
         hint = f"use one of: {', '.join(c for c in choices if c)}"
+        field_end = max(i for i, part in enumerate(loc) if part == field) + 1
+        described = _field_description(document, loc[:field_end]) or ""
+        if described and all(choice in described for choice in choices if choice):
+            hint = f"use {described}"  # it names the other forms too (re_entry: {after: …})
     elif kind == "value_error":
         message = str(item["msg"]).removeprefix("Value error, ")
+        if message.startswith("must ") and isinstance(field, str):
+            message = f'"{field}" {message}'
     elif kind == "string_pattern_mismatch":
         given = item.get("input")
         message = f'"{given}" is not a valid value for "{field}"'

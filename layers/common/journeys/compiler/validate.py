@@ -234,7 +234,7 @@ class Checker:
         ]
         if not self.journey.races:
             return names
-        names.append((workflow.name, ("name",), workflow.name, "the workflow's name"))
+        names.append((workflow.name, ("name",), workflow.name, "the workflow"))
         signals: list[tuple[m.Signal, Path, str]] = []
         if workflow.goal is not None:
             signals.append((workflow.goal, ("goal", "label"), "the goal"))
@@ -246,6 +246,8 @@ class Checker:
             else:
                 where = ("settings", "stop_on_unsubscribe")
                 signals.append((signal, where, "the exit that stop_on_unsubscribe adds"))
+        # The implicit exit first, so a clash is reported where the author can fix it.
+        signals.sort(key=lambda item: item[1] != ("settings", "stop_on_unsubscribe"))
         for signal, where, owner in signals:
             names.append((signal.label, where, signal.label, owner))
             names.append((ir.watch_name(signal.label), where, signal.label, owner))
@@ -255,7 +257,13 @@ class Checker:
         """Every state name must fit in 80 characters and be unique in the machine."""
         owners: dict[str, str] = {}
         reported: set[Path] = set()
-        for name, where, authored, owner in self.journey_names():
+        names = self.journey_names()
+        # A goal or exit makes two states; the longer one sets the limit on its label.
+        for name, where, authored, owner in sorted(names, key=lambda n: -len(n[0])):
+            if where not in reported and len(name) > ir.MAX_STATE_NAME:
+                self.name_problem(name, where, authored, owner, {}, step="")
+                reported.add(where)
+        for name, where, authored, owner in names:
             if where in reported:
                 continue  # one problem per goal or exit, not one per state it makes
             if self.name_problem(name, where, authored, owner, owners, step=""):
@@ -487,6 +495,8 @@ class Checker:
             return int(node.step.duration.seconds)
         if node.kind == "wait_for_event":
             return int(node.step.timeout.seconds)
+        if node.kind == "repeat" and node.step.after is not None:
+            return int(node.step.after.seconds)
         return 0
 
     def check_durations(self) -> None:
@@ -544,7 +554,12 @@ class Checker:
             if timed and node.step.time_zone is None:
                 self.node_report(
                     node,
-                    "this time window has no time zone for contacts who have none",
+                    (
+                        "this time window"
+                        if node.kind == "wait_for_window"
+                        else f"this time of day ({node.step.at})"
+                    )
+                    + " has no time zone for contacts who have none",
                     step_hint,
                     code="no-time-zone",
                 )
@@ -572,6 +587,8 @@ class Checker:
         for key in order:
             node = self.journey.nodes[key]
             total = waited[key] + self.wait_seconds(node)
+            if self.wait_seconds(node) > ONE_YEAR:
+                return  # check_durations already says this wait alone is too long
             if total > ONE_YEAR:
                 self.node_report(
                     node,
