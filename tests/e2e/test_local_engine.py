@@ -52,6 +52,13 @@ def run(
     raise AssertionError(f"{execution} still running after {timeout}s")
 
 
+def deploy(aws: dict[str, Any], directory: Path, workflow_yaml: str) -> str:
+    """Compile a workflow and create its state machine on the local engine."""
+    result = compile_one(directory, workflow_yaml)
+    assert result.ok, [d.format() for d in result.diagnostics]
+    return create_machine(aws, result)
+
+
 def put_contact(aws: dict[str, Any], contact_id: str) -> None:
     aws["dynamodb"].put_item(
         TableName=aws["substitutions"]["ContactsTableName"],
@@ -138,9 +145,7 @@ def test_direct_integrations_execute_and_states_carry_labels(
     local_aws: dict[str, Any], tmp_path: Path
 ) -> None:
     # GIVEN a workflow whose steps all run as direct service integrations
-    result = compile_one(tmp_path, DIRECT_ACTIONS)
-    assert result.ok, [d.format() for d in result.diagnostics]
-    arn = create_machine(local_aws, result)
+    arn = deploy(local_aws, tmp_path, DIRECT_ACTIONS)
     put_contact(local_aws, "c-1")
 
     # WHEN a contact goes through it
@@ -179,7 +184,8 @@ def test_direct_integrations_execute_and_states_carry_labels(
 
 
 def test_random_split_takes_both_paths(local_aws: dict[str, Any], tmp_path: Path) -> None:
-    result = compile_one(
+    arn = deploy(
+        local_aws,
         tmp_path,
         """
 id: demo
@@ -195,8 +201,6 @@ steps:
     holdout: {weight: 10, label: Control group}
 """,
     )
-    assert result.ok, [d.format() for d in result.diagnostics]
-    arn = create_machine(local_aws, result)
     endings = {run(local_aws, arn, f"c-{n}")["states"][-1] for n in range(40)}
     assert {"Ended A", "Ended B"} <= endings
     assert endings <= {"Ended A", "Ended B", "Control group"}
@@ -208,7 +212,8 @@ def test_goal_race_ends_the_journey_as_completed(local_aws: dict[str, Any], tmp_
     The watch branch waits for a task token that never comes (the router is another
     issue); the journey branch finishing must still end the execution successfully.
     """
-    result = compile_one(
+    arn = deploy(
+        local_aws,
         tmp_path,
         """
 id: demo
@@ -219,7 +224,6 @@ steps:
   - {type: end, label: All done}
 """,
     )
-    arn = create_machine(local_aws, result)
     put_contact(local_aws, "c-race")
     outcome = run(local_aws, arn, "c-race")
     assert outcome["status"] == "SUCCEEDED", outcome
@@ -236,7 +240,8 @@ steps:
 )
 def test_repeat_continues_as_a_new_execution(local_aws: dict[str, Any], tmp_path: Path) -> None:
     # GIVEN a journey that scores the contact and repeats, three runs in all
-    result = compile_one(
+    arn = deploy(
+        local_aws,
         tmp_path,
         """
 id: demo
@@ -248,8 +253,6 @@ steps:
   - {type: repeat, label: Next week, after: 1s, times: 3}
 """,
     )
-    assert result.ok, [d.format() for d in result.diagnostics]
-    arn = create_machine(local_aws, result)
     put_contact(local_aws, "c-repeat")
 
     # WHEN the first run finishes
