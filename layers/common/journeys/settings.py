@@ -1,0 +1,61 @@
+"""Runtime settings of the Lambda functions, read from the environment when asked.
+
+Nothing here runs at import: handlers call `get_settings()` inside the invocation, so the
+shared package can be imported by the CLI, tests and every function without a deployment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+
+
+class MissingSetting(KeyError):
+    """An environment variable a function needs is not set (check template.yaml)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    region: str
+    contacts_table: str
+    events_table: str
+    messages_table: str
+    waits_table: str
+    entries_table: str
+    sender: str = ""
+    configuration_set: str | None = None
+    public_base_url: str = ""
+    link_secret: bytes = b""
+    #: Only for the local stack: where DynamoDB answers (None on AWS).
+    dynamodb_endpoint: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def need(name: str) -> str:
+            try:
+                return env[name]
+            except KeyError:
+                raise MissingSetting(f"environment variable {name} is not set") from None
+
+        return cls(
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            contacts_table=need("CONTACTS_TABLE"),
+            events_table=need("EVENTS_TABLE"),
+            messages_table=need("MESSAGES_TABLE"),
+            waits_table=need("WAITS_TABLE"),
+            entries_table=need("ENTRIES_TABLE"),
+            sender=env.get("SENDER_ADDRESS", ""),
+            configuration_set=env.get("SES_CONFIGURATION_SET") or None,
+            public_base_url=env.get("PUBLIC_BASE_URL", "").rstrip("/"),
+            link_secret=env.get("LINK_SECRET", "").encode(),
+            dynamodb_endpoint=env.get("DYNAMODB_ENDPOINT") or None,
+        )
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings.from_env()
