@@ -26,7 +26,7 @@ SENDER = "journeys@example.com"
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """moto, every table of template.yaml, and the environment a deployed function gets."""
-    with mock_aws():
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         tables = create_tables(boto3.client("dynamodb", region_name=REGION), load_template())
         for logical_id, variable in TABLE_SETTINGS.items():
             monkeypatch.setenv(variable, tables[logical_id])

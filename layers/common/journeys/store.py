@@ -53,11 +53,11 @@ class ContactRecord(Model):
         return ContactView.from_item(
             {
                 "contact_id": self.contact_id,
-                "attributes": _plain(self.attributes),
-                "tags": _plain(self.tags),
-                "lists": _plain(self.lists),
-                "segments": _plain(self.segments),
-                "channels": _plain(self.channels),
+                "attributes": plain(self.attributes),
+                "tags": plain(self.tags),
+                "lists": plain(self.lists),
+                "segments": plain(self.segments),
+                "channels": plain(self.channels),
                 "time_zone": self.time_zone,
             }
         )
@@ -145,14 +145,14 @@ def bind_tables(settings: Settings) -> None:
         model._connection = None  # pynamodb caches a connection per model class
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """pynamodb raw maps to plain dicts and lists, recursively."""
     if isinstance(value, MapAttribute):
-        return {key: _plain(item) for key, item in value.attribute_values.items()}
+        return {key: plain(item) for key, item in value.attribute_values.items()}
     if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
+        return {key: plain(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_plain(item) for item in value]
+        return [plain(item) for item in value]
     return value
 
 
