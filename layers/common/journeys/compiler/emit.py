@@ -566,6 +566,8 @@ def evaluated_choice(
     default: ir.Branch,
 ) -> States:
     payload = {**ctx.base_payload(node), "entered_at.$": "$$.Execution.StartTime", "paths": paths}
+    if ctx.time_zone():
+        payload["default_time_zone"] = ctx.time_zone()  # is_today for contacts without one
     check = lambda_task(
         ctx, "EvaluateFunctionArn", payload, node, "Evaluate the condition on fresh contact data"
     )

@@ -1,0 +1,105 @@
+"""The services behind the Lambda Task states of compiled workflows.
+
+Each takes the payload the compiler emits for its step kind (see compiler/emit.py), loads
+what it needs from DynamoDB through `journeys.store`, and hands plain data to the pure
+modules (`conditions`, `scheduling`, `messaging`). Handlers in functions/ only parse the
+event into the request model and call one function here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict
+
+from journeys import conditions, store
+from journeys.compiler.models import EventCondition
+
+#: How far back `performed X` looks when a condition gives no `within`.
+EVENT_LOOKBACK = timedelta(days=400)
+
+
+class StepRequest(BaseModel):
+    """What every Task payload carries (compiler/emit.py `base_payload`)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    contact_id: str
+    workflow_id: str
+    step_id: str
+    step_label: str = ""
+    execution_id: str = ""
+    trigger: dict[str, Any] = {}
+    data: dict[str, Any] = {}
+
+
+class EvaluateRequest(StepRequest):
+    entered_at: datetime
+    paths: list[dict[str, Any]]
+    default_time_zone: str | None = None
+
+
+def zone_of(*names: str | None) -> ZoneInfo:
+    """The first valid IANA zone among `names`, else UTC."""
+    for name in names:
+        if name:
+            try:
+                return ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+    return ZoneInfo("UTC")
+
+
+def evaluate(request: EvaluateRequest, now: datetime | None = None) -> dict[str, str]:
+    """Which path a decision or split takes, on fresh contact data."""
+    now = now or datetime.now(UTC)
+    contact = store.load_contact(request.contact_id)
+    names = conditions.event_names_needed(request.paths)
+    events = []
+    if names:
+        since = now - _lookback(request.paths)
+        events = [
+            conditions.EventRecord(
+                r.name, store.parse_iso(r.occurred_at), store.plain(r.properties)
+            )
+            for r in store.events_since(request.contact_id, since, names)
+        ]
+    messages = []
+    if conditions.needs_messages(request.paths):
+        messages = [
+            conditions.MessageRecord(
+                r.workflow_id,
+                r.step_id,
+                r.channel,
+                store.parse_iso(r.sent_at),
+                store.parse_iso(r.opened_at) if r.opened_at else None,
+                tuple(str(link) for link in r.clicked_links),
+            )
+            for r in store.messages_since(request.contact_id, request.entered_at)
+        ]
+    facts = conditions.Facts(
+        contact=contact,
+        events=events,
+        messages=messages,
+        trigger=request.trigger,
+        workflow_id=request.workflow_id,
+        now=now,
+        zone=zone_of(contact.time_zone, request.default_time_zone),
+        entered_at=request.entered_at,
+    )
+    return {"branch": conditions.choose_branch(request.paths, facts)}
+
+
+def _lookback(paths: Sequence[Mapping[str, Any]]) -> timedelta:
+    windows = [
+        c.within.seconds if c.within else None
+        for path in paths
+        for c in conditions.walk(conditions.parse_condition(path["condition"]))
+        if isinstance(c, EventCondition)
+    ]
+    if not windows or None in windows:
+        return EVENT_LOOKBACK
+    return timedelta(seconds=max(w for w in windows if w is not None))
