@@ -2,37 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from journeys.exceptions import ContactNotFound
 from journeys.store import ContactRecord, EventRecordModel, MessageRecordModel, iso
+from tests.helpers.lambdas import invoke
 
-ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime.now(UTC)
-
-
-def load_handler(name: str) -> ModuleType:
-    """A function's app.py as Lambda loads it (functions/ are not a package)."""
-    spec = importlib.util.spec_from_file_location(
-        f"{name}_app", ROOT / "functions" / name / "app.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-class Context:
-    function_name = "evaluate"
-    memory_limit_in_mb = 128
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:evaluate"
-    aws_request_id = "req-1"
 
 
 def payload(paths: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
@@ -63,8 +42,7 @@ def evaluate(aws: dict[str, Any]) -> Any:
             }
         },
     ).save()
-    handler = load_handler("evaluate").handler
-    return lambda event: handler(event, Context())
+    return lambda event: invoke("evaluate", event)
 
 
 def test_decision_reads_the_contact_now(evaluate: Any) -> None:

@@ -13,6 +13,7 @@ import pytest
 from journeys import waits
 from journeys.store import EventRecordModel, iso
 from tests.helpers.aws import REGION, ROLE_ARN, history_state_names
+from tests.helpers.lambdas import invoke
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -124,3 +125,13 @@ def test_a_token_released_twice_is_harmless(parked: dict[str, Any]) -> None:
 def test_events_before_the_step_was_entered_do_not_count(parked: dict[str, Any]) -> None:
     store_event("checkout_completed", NOW - timedelta(hours=1))
     assert waits.register(request(parked["token"]), now=NOW) is False
+
+
+def test_the_lambda_registers_the_token(parked: dict[str, Any]) -> None:
+    store_event("checkout_completed", datetime.now(UTC) - timedelta(seconds=5))
+    event = {
+        **request(parked["token"]).model_dump(mode="json"),
+        "entered_at": iso(datetime.now(UTC) - timedelta(minutes=1)),
+    }
+    assert invoke("wait_for_event", event) == {"resolved_at_once": True}
+    assert finished(parked)[-1] == "Bought"
