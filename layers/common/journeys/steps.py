@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict
 
-from journeys import conditions, store
+from journeys import conditions, scheduling, store
 from journeys.compiler.models import EventCondition
 
 #: How far back `performed X` looks when a condition gives no `within`.
@@ -103,3 +103,54 @@ def _lookback(paths: Sequence[Mapping[str, Any]]) -> timedelta:
     if not windows or None in windows:
         return EVENT_LOOKBACK
     return timedelta(seconds=max(w for w in windows if w is not None))
+
+
+# --- Schedule: time-zone and calendar maths for waits and date shifts ------------------
+
+#: A Wait may not outlast the execution (one year); leave a day for the rest of the journey.
+LONGEST_WAIT = timedelta(days=364)
+
+
+class ScheduleRequest(StepRequest):
+    action: Literal["date", "window", "shift_date"]
+    time_zone: str | None = None
+    # date
+    attribute: str | None = None
+    event_property: str | None = None
+    offset_seconds: int = 0
+    at: str | None = None
+    # window
+    days: list[str] = []
+    start: str = "00:00"
+    end: str = "00:00"
+    best_time: bool = False
+    # shift_date
+    shift: str = ""
+    shift_seconds: int = 0
+
+
+def schedule(request: ScheduleRequest, now: datetime | None = None) -> dict[str, Any]:
+    """When a wait ends ({"until": ISO UTC}), or move a date attribute ({"attribute": ...})."""
+    now = now or datetime.now(UTC)
+    contact = store.load_contact(request.contact_id)
+    zone = scheduling.resolve_zone(contact.time_zone, request.time_zone)
+    if request.action == "shift_date":
+        assert request.attribute, "shift_date needs an attribute"
+        moved = scheduling.shift_date(
+            contact.attributes.get(request.attribute), request.shift, request.shift_seconds, zone
+        )
+        if moved is not None:
+            store.set_attribute(request.contact_id, request.attribute, moved)
+        return {"attribute": request.attribute, "value": moved}
+    if request.action == "date":
+        if request.event_property:
+            value = (request.trigger.get("properties") or {}).get(request.event_property)
+        else:
+            value = contact.attributes.get(request.attribute or "")
+        until = scheduling.wait_until_moment(value, request.offset_seconds, request.at, zone, now)
+    else:
+        best_hour = contact.attributes.get("best_hour") if request.best_time else None
+        until = scheduling.next_window(
+            now, zone, request.days, request.start, request.end, best_hour
+        )
+    return {"until": scheduling.to_iso_utc(min(max(until, now), now + LONGEST_WAIT))}

@@ -182,3 +182,11 @@ def messages_since(contact_id: str, since: datetime) -> list[MessageRecordModel]
             contact_id, MessageRecordModel.sort_key >= iso(since), consistent_read=True
         )
     )
+
+
+def set_attribute(contact_id: str, name: str, value: Any) -> None:
+    """SET attributes.<name> on an existing contact (never creates one)."""
+    ContactRecord(contact_id).update(
+        actions=[ContactRecord.attributes[name].set(value)],
+        condition=ContactRecord.contact_id.exists(),
+    )
