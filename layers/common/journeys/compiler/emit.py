@@ -202,7 +202,14 @@ def where_json(where: m.Where) -> dict[str, Any]:
 def emit_send(node: ir.Node, ctx: Context) -> States:
     step = node.step
     channel = "team" if node.kind == "notify_team" else m.SEND_CHANNELS[node.kind]
-    payload = {**ctx.base_payload(node), "channel": channel, "template": step.template}
+    payload = {
+        **ctx.base_payload(node),
+        "channel": channel,
+        "template": step.template,
+        # With the execution and step, names one attempt to send: Lambda retries of it
+        # must not send twice; a deferred send or a loop round re-enters with a new time.
+        "state_entered_at.$": "$$.State.EnteredTime",
+    }
     if getattr(step, "to_attribute", None):
         payload["to_attribute"] = step.to_attribute
     if getattr(step, "to", None):
