@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -19,8 +20,10 @@ TABLE_SETTINGS = {
     "MessagesTable": "MESSAGES_TABLE",
     "WaitsTable": "WAITS_TABLE",
     "EntriesTable": "ENTRIES_TABLE",
+    "IdempotencyTable": "IDEMPOTENCY_TABLE",
 }
 SENDER = "journeys@example.com"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -33,6 +36,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         monkeypatch.setenv("SENDER_ADDRESS", SENDER)
         monkeypatch.setenv("PUBLIC_BASE_URL", "https://journeys.example.com")
         monkeypatch.setenv("LINK_SECRET", "test-secret")
+        monkeypatch.setenv("TEMPLATES_DIR", str(ROOT / "workflows" / "templates"))
         get_settings.cache_clear()
         settings = Settings.from_env()
         bind_tables(settings)

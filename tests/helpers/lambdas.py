@@ -29,6 +29,9 @@ class FakeLambdaContext:
         self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{name}"
         self.aws_request_id = "req-1"
 
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
 
 def invoke(name: str, event: dict[str, Any]) -> Any:
     return load_handler(name).handler(event, FakeLambdaContext(name))

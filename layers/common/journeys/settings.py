@@ -30,6 +30,10 @@ class Settings:
     link_secret: bytes = b""
     #: Only for the local stack: where DynamoDB answers (None on AWS).
     dynamodb_endpoint: str | None = None
+    #: Message templates shipped with the send function (workflows/templates).
+    templates_dir: str = "templates"
+    #: SNS platform application for raw push device tokens (endpoint ARNs need none).
+    push_application_arn: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -53,6 +57,8 @@ class Settings:
             public_base_url=env.get("PUBLIC_BASE_URL", "").rstrip("/"),
             link_secret=env.get("LINK_SECRET", "").encode(),
             dynamodb_endpoint=env.get("DYNAMODB_ENDPOINT") or None,
+            templates_dir=env.get("TEMPLATES_DIR", "templates"),
+            push_application_arn=env.get("PUSH_APPLICATION_ARN") or None,
         )
 
 

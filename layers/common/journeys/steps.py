@@ -10,13 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import yaml
 from pydantic import BaseModel, ConfigDict
 
-from journeys import conditions, scheduling, store
+from journeys import conditions, messaging, scheduling, store
 from journeys.compiler.models import EventCondition
+from journeys.settings import Settings
+from journeys.templates import TEMPLATE_ADAPTER
 
 #: How far back `performed X` looks when a condition gives no `within`.
 EVENT_LOOKBACK = timedelta(days=400)
@@ -154,3 +158,80 @@ def schedule(request: ScheduleRequest, now: datetime | None = None) -> dict[str,
             now, zone, request.days, request.start, request.end, best_hour
         )
     return {"until": scheduling.to_iso_utc(min(max(until, now), now + LONGEST_WAIT))}
+
+
+# --- Send: every message a journey sends -------------------------------------------------
+
+#: Messages are kept this long: the frequency cap and opened/clicked decisions read them.
+MESSAGE_TTL = timedelta(days=400)
+UNSUBSCRIBE_PATH = "/v1/unsubscribe"
+
+
+class SendStepRequest(messaging.SendRequest):
+    #: With execution and step, names one attempt (see compiler/emit.py `emit_send`).
+    state_entered_at: str = ""
+
+
+def load_template(directory: str | Path, name: str) -> Any:
+    path = Path(directory) / f"{name}.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"template {name!r} is not deployed at {path}") from None
+    return TEMPLATE_ADAPTER.validate_python(data)
+
+
+def send(
+    request: SendStepRequest,
+    settings: Settings,
+    now: datetime | None = None,
+    clients: messaging.Clients | None = None,
+) -> dict[str, Any]:
+    """Send one message on fresh contact data, or say why not. Raises SendDeferred (the
+    state machine waits and comes back) during quiet hours or over the frequency cap."""
+    now = now or datetime.now(UTC)
+    contact = store.load_contact(request.contact_id)
+    template = load_template(settings.templates_dir, request.template)
+    if request.channel not in messaging.DELIVERABLE_CHANNELS:
+        return {
+            "status": "skipped",
+            "reason": "channel-not-deliverable-yet",
+            "channel": request.channel,
+        }
+    recent: list[datetime] = []
+    cap = request.policy.frequency_cap if request.policy else None
+    if cap is not None and request.channel != "team":
+        since = now - timedelta(seconds=cap.per_seconds)
+        recent = [
+            store.parse_iso(m.sent_at) for m in store.messages_since(contact.contact_id, since)
+        ]
+    signer = (
+        messaging.LinkSigner(settings.public_base_url + UNSUBSCRIBE_PATH, settings.link_secret)
+        if settings.link_secret
+        else None
+    )
+    decision = messaging.decide(request, contact, template, recent, now, signer=signer)
+    if isinstance(decision, messaging.Defer):
+        raise decision.error()
+    if isinstance(decision, messaging.Skip):
+        return {"status": "skipped", "reason": decision.reason, "detail": decision.detail}
+    options = messaging.DeliveryOptions(
+        sender=settings.sender,
+        configuration_set=settings.configuration_set,
+        push_application_arn=settings.push_application_arn,
+    )
+    message_id = messaging.deliver(
+        decision, options, clients, now=now, tags=messaging.message_tags(request)
+    )
+    if request.channel != "team":  # team alerts do not count against the contact's cap
+        store.MessageRecordModel(
+            contact.contact_id,
+            f"{store.iso(now)}#{message_id}",
+            message_id=message_id,
+            workflow_id=request.workflow_id,
+            step_id=request.step_id,
+            channel=request.channel,
+            sent_at=store.iso(now),
+            expires_at=int((now + MESSAGE_TTL).timestamp()),
+        ).save()
+    return {"status": "sent", "message_id": message_id, "channel": request.channel}
