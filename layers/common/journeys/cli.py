@@ -15,7 +15,13 @@ from pathlib import Path
 
 from journeys import __version__
 from journeys.compiler.diagnostics import Diagnostic
-from journeys.compiler.pipeline import CompileResult, compile_paths, render_machine
+from journeys.compiler.pipeline import (
+    INDEX_FILE,
+    CompileResult,
+    compile_paths,
+    render_index,
+    render_machine,
+)
 
 MACHINE_SUFFIX = ".asl.json"
 
@@ -91,6 +97,7 @@ def command_compile(args: argparse.Namespace) -> int:
         for r in results
         if r.workflow is not None and r.machine is not None
     }
+    wanted[INDEX_FILE] = render_index(results)
     if args.check:
         return _check_outputs(out, wanted, args.prune, " ".join(args.paths))
     out.mkdir(parents=True, exist_ok=True)
@@ -123,7 +130,7 @@ def command_compile(args: argparse.Namespace) -> int:
                 removed += 1
                 print(f"  removed {stale} (no workflow compiles to it)")
     print(
-        f"✓ compiled {len(wanted)} workflow(s) into {out}/ ({changed} changed"
+        f"✓ compiled {len(wanted) - 1} workflow(s) into {out}/ ({changed} changed"
         + (f", {removed} removed" if removed else "")
         + ")"
     )
@@ -151,7 +158,7 @@ def _check_outputs(out: Path, wanted: dict[str, str], prune: bool, sources: str)
             f"run `journeys compile {sources} --out {out}/` and commit the result", file=sys.stderr
         )
         return 1
-    print(f"✓ {len(wanted)} compiled state machine(s) in {out}/ are up to date")
+    print(f"✓ {len(wanted) - 1} compiled state machine(s) and the index in {out}/ are up to date")
     return 0
 
 

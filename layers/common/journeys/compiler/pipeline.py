@@ -121,3 +121,31 @@ def compile_paths(
 def render_machine(machine: dict[str, Any]) -> str:
     """The committed form of a state machine: stable key order, 2-space indent, newline."""
     return json.dumps(machine, indent=2, ensure_ascii=False) + "\n"
+
+
+INDEX_FILE = "index.json"
+
+
+def workflow_index(results: Iterable[CompileResult]) -> dict[str, Any]:
+    """What the router needs at run time about every workflow: how contacts enter, the
+    re-entry rule, and the signals that end journeys. Generated beside the machines."""
+    index: dict[str, Any] = {}
+    for result in results:
+        workflow = result.workflow
+        if workflow is None or result.machine is None or result.journey is None:
+            continue
+        index[workflow.id] = {
+            "name": workflow.name,
+            "triggers": [
+                {"key": trigger.key(), **trigger.model_dump(mode="json", exclude_none=True)}
+                for trigger in workflow.triggers()
+            ],
+            "settings": workflow.settings.model_dump(mode="json", exclude_none=True),
+            "goal": workflow.goal.key() if workflow.goal else None,
+            "exits": [signal.key() for signal in result.journey.exits],
+        }
+    return {"workflows": index}
+
+
+def render_index(results: Iterable[CompileResult]) -> str:
+    return json.dumps(workflow_index(results), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
