@@ -34,6 +34,14 @@ class Settings:
     templates_dir: str = "templates"
     #: SNS platform application for raw push device tokens (endpoint ARNs need none).
     push_application_arn: str | None = None
+    #: Intake -> router queue.
+    events_queue_url: str = ""
+    #: State machine ARN = prefix + workflow id (e.g. arn:aws:states:...:stateMachine:journeys-).
+    state_machine_arn_prefix: str = ""
+    #: The index `journeys compile` writes (state_machines/index.json), shipped with the router.
+    workflow_index: str = "index.json"
+    #: Where ad-audience changes are posted (your connector to Facebook/Google/...).
+    audience_webhook_url: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -59,6 +67,10 @@ class Settings:
             dynamodb_endpoint=env.get("DYNAMODB_ENDPOINT") or None,
             templates_dir=env.get("TEMPLATES_DIR", "templates"),
             push_application_arn=env.get("PUSH_APPLICATION_ARN") or None,
+            events_queue_url=env.get("EVENTS_QUEUE_URL", ""),
+            state_machine_arn_prefix=env.get("STATE_MACHINE_ARN_PREFIX", ""),
+            workflow_index=env.get("WORKFLOW_INDEX", "index.json"),
+            audience_webhook_url=env.get("AUDIENCE_WEBHOOK_URL", ""),
         )
 
 
