@@ -86,7 +86,7 @@ def test_compile_prunes_machines_of_deleted_workflows(tmp_path: Path) -> None:
     out.mkdir()
     (out / "deleted.asl.json").write_text("{}")
     assert main(["compile", str(tmp_path / "wf"), "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["demo.asl.json", "index.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["demo.asl.json", "index.json", "template.json"]
 
 
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:

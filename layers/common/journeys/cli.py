@@ -22,8 +22,10 @@ from journeys.compiler.pipeline import (
     render_index,
     render_machine,
 )
+from journeys.compiler.stack import render_stack
 
 MACHINE_SUFFIX = ".asl.json"
+STACK_FILE = "template.json"
 
 MAIN_HELP = """\
 Journeys turns marketing workflows written in YAML into AWS Step Functions state machines.
@@ -98,6 +100,11 @@ def command_compile(args: argparse.Namespace) -> int:
         if r.workflow is not None and r.machine is not None
     }
     wanted[INDEX_FILE] = render_index(results)
+    wanted[STACK_FILE] = render_stack(
+        (name.removesuffix(MACHINE_SUFFIX), text)
+        for name, text in sorted(wanted.items())
+        if name.endswith(MACHINE_SUFFIX)
+    )
     if args.check:
         return _check_outputs(out, wanted, args.prune, " ".join(args.paths))
     out.mkdir(parents=True, exist_ok=True)
@@ -130,7 +137,7 @@ def command_compile(args: argparse.Namespace) -> int:
                 removed += 1
                 print(f"  removed {stale} (no workflow compiles to it)")
     print(
-        f"✓ compiled {len(wanted) - 1} workflow(s) into {out}/ ({changed} changed"
+        f"✓ compiled {len(wanted) - 2} workflow(s) into {out}/ ({changed} changed"
         + (f", {removed} removed" if removed else "")
         + ")"
     )
@@ -158,7 +165,8 @@ def _check_outputs(out: Path, wanted: dict[str, str], prune: bool, sources: str)
             f"run `journeys compile {sources} --out {out}/` and commit the result", file=sys.stderr
         )
         return 1
-    print(f"✓ {len(wanted) - 1} compiled state machine(s) and the index in {out}/ are up to date")
+    machines = len(wanted) - 2
+    print(f"✓ {machines} compiled state machine(s), the index and the stack in {out}/ are current")
     return 0
 
 
