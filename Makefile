@@ -4,11 +4,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck compile check-compiled schema bench clean help
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+# sam build needs a python3.12 on PATH (the Lambda runtime); pyenv machines keep one here.
+# (pyenv's shims directory holds a python3.12 that only works when 3.12 is selected, so the
+# real installation directories come first.)
+PY312_DIR := $(shell dirname "$$(ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | tail -1 | grep . || command -v python3.12)")
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: run test lint typecheck compile check-compiled schema bench build deploy-assets clean help
 
 help:
 	@echo "make run    validate and compile every workflow in workflows/, then show the graph of one"
 	@echo "make test   lint, type-check, check compiled output is current, run all test tiers"
+	@echo "make build  sam validate --lint and sam build (offline; what sam deploy ships)"
 	@echo "make bench  run the benchmarks in bench/ and print their figures"
 
 $(STAMP): pyproject.toml
@@ -36,8 +45,25 @@ check-compiled: $(STAMP)
 	$(BIN)/journeys compile workflows/ --out state_machines/ --check
 	$(BIN)/journeys schema --out schema/workflow.schema.json --check
 
-test: lint typecheck check-compiled
+test: lint typecheck check-compiled build
 	$(BIN)/pytest
+
+$(SAM):
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli
+
+# What the layer ships besides the package: message templates and the workflow index.
+deploy-assets:
+	rm -rf layers/common/journeys/_deploy
+	mkdir -p layers/common/journeys/_deploy
+	cp -r workflows/templates layers/common/journeys/_deploy/templates
+	cp state_machines/index.json layers/common/journeys/_deploy/index.json
+
+# Offline: validates the template with cfn-lint and builds every function and the layer.
+build: $(SAM) check-compiled deploy-assets
+	@test -x "$(PY312_DIR)/python3.12" || { echo "sam build needs python3.12 on PATH"; exit 1; }
+	$(SAM) validate --lint
+	PATH="$(PY312_DIR):$$PATH" $(SAM) build --parallel
 
 compile: $(STAMP)
 	$(BIN)/journeys compile workflows/ --out state_machines/
@@ -49,4 +75,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_compiler.py
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) build .aws-sam .pytest_cache .mypy_cache .ruff_cache layers/common/journeys/_deploy
