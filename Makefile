@@ -44,6 +44,7 @@ typecheck: $(STAMP)
 check-compiled: $(STAMP)
 	$(BIN)/journeys compile workflows/ --out state_machines/ --check
 	$(BIN)/journeys schema --out schema/workflow.schema.json --check
+	$(BIN)/python -m journeys.api --check docs/openapi.json
 
 test: lint typecheck check-compiled build
 	$(BIN)/pytest
@@ -70,6 +71,7 @@ compile: $(STAMP)
 
 schema: $(STAMP)
 	$(BIN)/journeys schema --out schema/workflow.schema.json
+	$(BIN)/python -m journeys.api docs/openapi.json
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_compiler.py

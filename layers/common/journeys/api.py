@@ -1,0 +1,1453 @@
+"""The public HTTP API: event intake, contacts, workflows, journeys and unsubscribe links.
+
+A Powertools `APIGatewayRestResolver` with validation on: request and response bodies are
+the pydantic models below, whose JSON Schema makes the OpenAPI document (served at
+`/v1/openapi.json` and `/v1/docs`, checked in as docs/openapi.json). Every 4xx says which
+field is wrong and why, and nothing is written or enqueued for a rejected request.
+
+- Intake validates, checks the contacts exist and enqueues `{"type": "event", ...}` for the
+  router; `event_id` is the client's idempotency key (the router drops repeats).
+- Contact upserts merge into the contact item the state machines also update, so they
+  change only the nested keys the request names, and enqueue one `contact_changed`
+  message when a trigger could fire (tags, lists, attributes).
+- Unsubscribe links are signed (`journeys.messaging.sign_link`): GET only shows a page
+  (link scanners prefetch GETs), POST unsubscribes (the page's button, and RFC 8058
+  one-click from the mailbox).
+
+API Gateway enforces the API key on every route except the unsubscribe pages. Nothing
+here reads the environment or does I/O at import: each request reads `get_settings()` and
+binds the tables. Regenerate the OpenAPI document with
+`python -m journeys.api docs/openapi.json` (`--check` fails if it is stale).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import difflib
+import hashlib
+import html
+import json
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import cache, lru_cache
+from pathlib import Path as FilePath
+from typing import Annotated, Any, Literal, cast
+from urllib.parse import unquote
+from zoneinfo import available_timezones
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import (
+    OpenAPIResponse,
+    OpenAPIResponseContentSchema,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pynamodb.exceptions import PutError, UpdateError
+
+from journeys import __version__
+from journeys.compiler.models import PATTERN_HELP, AttributeName, Channel, EventName, Name
+from journeys.contacts import BOUNCED, SUBSCRIBED, UNSUBSCRIBED
+from journeys.messaging import normalize_address, verify_link
+from journeys.settings import Settings, get_settings
+from journeys.store import ContactRecord, EntryRecord, bind_tables, iso, plain
+
+logger = Logger(child=True)
+
+API_TITLE = "Journeys API"
+#: The largest request body accepted (SQS's message limit; API Gateway allows more).
+MAX_BODY_BYTES = 256 * 1024
+#: The largest `properties` of one event, as JSON: the message must fit in SQS with room.
+MAX_PROPERTIES_BYTES = 200 * 1024
+MAX_BATCH_EVENTS = 100
+#: SendMessageBatch limits: entries per call and bytes per call.
+SQS_BATCH_ENTRIES = 10
+SQS_BATCH_BYTES = 256 * 1024
+#: How far in the future an event's `occurred_at` may be (client clocks drift).
+CLOCK_SKEW = timedelta(minutes=15)
+#: The event an unsubscribe enqueues; `stop_on_unsubscribe` exits journeys on it.
+UNSUBSCRIBED_EVENT = "unsubscribed"
+#: Attempts at a contact write that lost a race with another API write.
+WRITE_ATTEMPTS = 4
+#: The contact's top-level maps the state machines update by nested key.
+CONTACT_MAPS = ("attributes", "tags", "lists", "segments", "channels")
+
+_CONTACT_ID_PATTERN = r"^[^\s/\x00-\x1f\x7f]{1,256}$"
+_EVENT_ID_PATTERN = r"^[!-~]{1,128}$"
+_HELP: dict[str, str] = {
+    **PATTERN_HELP,
+    _CONTACT_ID_PATTERN: "contact ids are 1 to 256 characters without spaces, control "
+    "characters or /",
+    _EVENT_ID_PATTERN: "event ids are 1 to 128 printable ASCII characters without spaces "
+    "(e.g. a UUID)",
+}
+
+ContactId = Annotated[
+    str,
+    Field(
+        pattern=_CONTACT_ID_PATTERN,
+        description="Your id for the contact (no spaces or /), e.g. a user id.",
+        examples=["user-42"],
+    ),
+]
+
+# --- Request and response bodies ----------------------------------------------------------
+
+
+class _Body(BaseModel):
+    # Unknown fields are errors: a typo ("occured_at") must not be silently dropped.
+    model_config = ConfigDict(extra="forbid")
+
+
+def _finite_json(value: Any, what: str) -> Any:
+    """Reject NaN and Infinity (Python's JSON parser accepts them, DynamoDB does not)."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except ValueError:
+        raise ValueError(f"{what} must be JSON: NaN and Infinity are not numbers") from None
+    return value
+
+
+class EventIn(_Body):
+    """Something a contact did, as your app reports it."""
+
+    event_id: str = Field(
+        pattern=_EVENT_ID_PATTERN,
+        description="Your unique id for this event. Sending the same id again is harmless: "
+        "it is processed once.",
+        examples=["8f14e45f-ceea-467f-a8f6-6c1e2b0c3d4e"],
+    )
+    contact_id: ContactId
+    name: EventName
+    properties: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Anything about the event; workflows filter on it and templates read "
+        "it. At most 200 KiB as JSON.",
+        examples=[{"product_name": "Red shoes", "price": 59.9}],
+    )
+    occurred_at: AwareDatetime | None = Field(
+        None,
+        description="When it happened (ISO 8601 with an offset); defaults to when received.",
+        examples=["2026-05-04T10:15:00Z"],
+    )
+
+    _check_properties = field_validator("properties")(
+        classmethod(lambda cls, value: _finite_json(value, "properties"))
+    )
+
+
+class EventBatch(_Body):
+    events: list[EventIn] = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> EventBatch:
+        first: dict[str, int] = {}
+        for index, event in enumerate(self.events):
+            if event.event_id in first:
+                raise ValueError(
+                    f"event_id {event.event_id!r} of events[{index}] repeats "
+                    f"events[{first[event.event_id]}]; send each event once"
+                )
+            first[event.event_id] = index
+        return self
+
+
+class Accepted(BaseModel):
+    accepted: list[str] = Field(description="The event_ids enqueued, in request order.")
+
+
+class ChannelIn(_Body):
+    address: str | None = Field(
+        None,
+        min_length=1,
+        max_length=2048,
+        description="Email address, E.164 phone number (sms, whatsapp), device token or "
+        "SNS endpoint ARN (push), subscription or user id (web_push, in_app, on_site).",
+    )
+    status: Literal["subscribed", "unsubscribed"] | None = Field(
+        None,
+        description="Consent. Left out: unchanged (new channels start subscribed).",
+    )
+
+
+class TagChanges(_Body):
+    add: list[Name] = Field(default_factory=list, max_length=100)
+    remove: list[Name] = Field(default_factory=list, max_length=100)
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> TagChanges:
+        both = sorted(set(self.add) & set(self.remove))
+        if both:
+            raise ValueError(f"tags both added and removed: {', '.join(both)}")
+        return self
+
+
+class ListChanges(_Body):
+    subscribe: list[Name] = Field(default_factory=list, max_length=100)
+    unsubscribe: list[Name] = Field(default_factory=list, max_length=100)
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> ListChanges:
+        both = sorted(set(self.subscribe) & set(self.unsubscribe))
+        if both:
+            raise ValueError(f"lists both subscribed and unsubscribed: {', '.join(both)}")
+        return self
+
+
+@cache
+def _time_zones() -> frozenset[str]:
+    """IANA zone names, without the host's aliases ("localtime") and placeholders."""
+    return frozenset(available_timezones()) - {"localtime", "Factory", "posixrules"}
+
+
+class ContactUpsert(_Body):
+    """Changes to a contact; everything left out stays as it is."""
+
+    attributes: dict[AttributeName, Any] = Field(
+        default_factory=dict,
+        description="Merged into the contact's attributes; null removes one.",
+        examples=[{"first_name": "Ada", "plan": "pro", "cart_items": 2}],
+    )
+    tags: TagChanges = Field(default_factory=TagChanges)
+    lists: ListChanges = Field(default_factory=ListChanges)
+    channels: dict[Channel, ChannelIn] = Field(
+        default_factory=dict,
+        description="Addresses and consent per channel.",
+        examples=[{"email": {"address": "ada@example.com", "status": "subscribed"}}],
+    )
+    time_zone: str | None = Field(
+        None,
+        description="IANA time zone (quiet hours, sending windows, dates); null clears it.",
+        examples=["Europe/London"],
+    )
+
+    _check_attributes = field_validator("attributes")(
+        classmethod(lambda cls, value: _finite_json(value, "attributes"))
+    )
+
+    @field_validator("channels")
+    @classmethod
+    def _addresses(cls, channels: dict[Channel, ChannelIn]) -> dict[Channel, ChannelIn]:
+        checked: dict[Channel, ChannelIn] = {}
+        for name, change in channels.items():
+            if change.address is not None:
+                address = normalize_address(name, change.address)
+                if address is None:
+                    expected = (
+                        "local@domain.tld"
+                        if name == "email"
+                        else "an E.164 phone number like +447700900123"
+                        if name in ("sms", "whatsapp")
+                        else "a non-blank address"
+                    )
+                    raise ValueError(f"{name} address {change.address!r} is not {expected}")
+                change = change.model_copy(update={"address": address})
+            checked[name] = change
+        return checked
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is not None and value not in _time_zones():
+            close = difflib.get_close_matches(value, sorted(_time_zones()), n=1)
+            hint = f' Did you mean "{close[0]}"?' if close else ""
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name like Europe/Paris.{hint}"
+            )
+        return value
+
+
+class ChannelOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    address: str | None = None
+    status: str = SUBSCRIBED
+
+
+class ContactOut(BaseModel):
+    contact_id: str
+    attributes: dict[str, Any]
+    tags: dict[str, str] = Field(description="Tag -> when it was added (ISO 8601, UTC).")
+    lists: dict[str, str] = Field(description='List -> "subscribed" or "unsubscribed".')
+    segments: dict[str, str] = Field(description="Segment -> when the contact entered it.")
+    channels: dict[str, ChannelOut]
+    time_zone: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+
+
+class WorkflowOut(BaseModel):
+    id: str
+    name: str
+    triggers: list[dict[str, Any]] = Field(
+        description='How contacts enter; each has a "key" such as event:added_to_cart.'
+    )
+
+
+class WorkflowsOut(BaseModel):
+    workflows: list[WorkflowOut]
+
+
+class JourneyOut(BaseModel):
+    workflow_id: str
+    entry_id: str
+    entered_at: str
+    status: str = Field(description="running, or how the execution ended.")
+    execution_arn: str | None = None
+    current_step: str | None = Field(
+        None, description="The step the contact is at (or ended on), as the workflow names it."
+    )
+
+
+class JourneysOut(BaseModel):
+    contact_id: str
+    journeys: list[JourneyOut] = Field(description="Latest entry per workflow, newest first.")
+
+
+class ErrorItem(BaseModel):
+    loc: list[str | int] = Field(description='Where: ["body", "events", 3, "name"].')
+    msg: str
+    type: str
+
+
+class ErrorOut(BaseModel):
+    statusCode: int  # Powertools' own error bodies spell it so
+    message: str
+    detail: list[ErrorItem] = Field(default_factory=list)
+
+
+# --- Errors --------------------------------------------------------------------------------
+
+
+class ApiError(Exception):
+    """A request the API refuses: `status`, a message for people, the fields at fault."""
+
+    def __init__(self, status: int, message: str, detail: Sequence[Mapping[str, Any]] = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.detail = [dict(item) for item in detail]
+
+
+#: Where a field is in a request, as Powertools and pydantic say it: ["body", "events", 3].
+Loc = Sequence[str | int]
+
+
+def _item(loc: Loc, msg: str, kind: str) -> dict[str, Any]:
+    return {"loc": list(loc), "msg": msg, "type": kind}
+
+
+def where(loc: Sequence[Any]) -> str:
+    """A field's location for people: ("body", "events", 3, "name") -> events[3].name."""
+    parts = list(loc)
+    prefix = ""
+    if parts and parts[0] in ("query", "path", "header"):
+        prefix = f"{parts.pop(0)} parameter "
+    elif parts and parts[0] == "body":
+        parts.pop(0)
+    text = ""
+    for part in parts:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part == "[key]":
+            text += " (key)"
+        else:
+            text += f".{part}" if text else str(part)
+    return prefix + (text or "body")
+
+
+def explain(error: Mapping[str, Any]) -> dict[str, Any]:
+    """One validation error as {loc, msg, type}, with a message that teaches."""
+    kind = str(error.get("type", "invalid"))
+    msg = str(error.get("msg") or kind)
+    context = error.get("ctx") or {}
+    if kind == "string_pattern_mismatch" and context.get("pattern") in _HELP:
+        msg = _HELP[context["pattern"]]
+    elif kind == "missing":
+        msg = "required"
+    elif kind == "extra_forbidden":
+        msg = "unknown field"
+    elif kind == "json_invalid":
+        loc = list(error.get("loc", ()))
+        at = f" at character {loc[1]}" if len(loc) > 1 else ""
+        msg = f"not valid JSON: {context.get('error', 'parse error')}{at}"
+        return _item(["body"], msg, kind)
+    msg = msg.removeprefix("Value error, ")
+    return _item(list(error.get("loc", ())), msg, kind)
+
+
+def summary(items: Sequence[Mapping[str, Any]], limit: int = 5) -> str:
+    parts = [f"{where(item['loc'])}: {item['msg']}" for item in items[:limit]]
+    more = f" (and {len(items) - limit} more)" if len(items) > limit else ""
+    return "; ".join(parts) + more
+
+
+def _json_response(status: int, body: Mapping[str, Any]) -> Response[Any]:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+def _error_response(
+    status: int, message: str, detail: Sequence[Mapping[str, Any]] = ()
+) -> Response[Any]:
+    return _json_response(
+        status, {"statusCode": status, "message": message, "detail": list(detail)}
+    )
+
+
+# --- AWS clients and settings ------------------------------------------------------------
+
+
+@cache
+def aws_client(service: str, region: str) -> Any:
+    """One boto3 client per service and region, made when first needed (tests clear this)."""
+    return boto3.client(service, region_name=region)
+
+
+def runtime() -> Settings:
+    """This request's settings, with the tables bound to them."""
+    settings = get_settings()
+    bind_tables(settings)
+    return settings
+
+
+# --- Intake ---------------------------------------------------------------------------------
+
+
+def encode(message: Mapping[str, Any]) -> str:
+    """A queue message body: compact JSON, ASCII only (always a valid SQS body)."""
+    return json.dumps(message, separators=(",", ":"), allow_nan=False)
+
+
+def event_message(event: EventIn, now: datetime) -> dict[str, Any]:
+    """The router's message for one event (`occurred_at` in the store's UTC format)."""
+    return {
+        "type": "event",
+        "event_id": event.event_id,
+        "contact_id": event.contact_id,
+        "name": event.name,
+        "properties": event.properties,
+        "occurred_at": iso(event.occurred_at or now),
+    }
+
+
+def check_events(events: Sequence[EventIn], locs: Sequence[Loc], now: datetime) -> None:
+    """What the models cannot check: sizes (413) and times in the future (422). `locs`
+    says where each event is in the request."""
+    too_big: list[dict[str, Any]] = []
+    future: list[dict[str, Any]] = []
+    for event, at in zip(events, locs, strict=True):
+        size = len(encode(event.properties))
+        if size > MAX_PROPERTIES_BYTES:
+            too_big.append(
+                _item(
+                    [*at, "properties"],
+                    f"{size} bytes as JSON; the limit is {MAX_PROPERTIES_BYTES} (200 KiB)",
+                    "too_large",
+                )
+            )
+        if event.occurred_at is not None and event.occurred_at > now + CLOCK_SKEW:
+            future.append(
+                _item(
+                    [*at, "occurred_at"],
+                    f"{event.occurred_at.isoformat()} is in the future",
+                    "future",
+                )
+            )
+    if too_big:
+        raise ApiError(413, f"payload too large: {summary(too_big)}", too_big)
+    if future:
+        raise ApiError(422, f"invalid request: {summary(future)}", future)
+
+
+def unknown_contacts(contact_ids: Iterable[str]) -> set[str]:
+    wanted = set(contact_ids)
+    found = {
+        record.contact_id
+        for record in ContactRecord.batch_get(
+            list(wanted), consistent_read=True, attributes_to_get=["contact_id"]
+        )
+    }
+    return wanted - found
+
+
+def chunks(bodies: Sequence[str]) -> Iterator[list[str]]:
+    """SendMessageBatch-sized groups: at most 10 messages and 256 KiB each, in order."""
+    group: list[str] = []
+    size = 0
+    for body in bodies:
+        length = len(body.encode("utf-8"))
+        if group and (len(group) == SQS_BATCH_ENTRIES or size + length > SQS_BATCH_BYTES):
+            yield group
+            group, size = [], 0
+        group.append(body)
+        size += length
+    if group:
+        yield group
+
+
+def enqueue(sqs: Any, queue_url: str, bodies: Sequence[str], attempts: int = 3) -> None:
+    """Send every body, retrying the entries SQS reports as failed; 503 if some never go.
+
+    A 503 may follow a partial send: clients retry with the same event_ids, which the
+    router processes once."""
+    if not queue_url:
+        raise RuntimeError("EVENTS_QUEUE_URL is not set: the API cannot enqueue")
+    for group in chunks(bodies):
+        pending = {str(index): body for index, body in enumerate(group)}
+        for _ in range(attempts):
+            response = sqs.send_message_batch(
+                QueueUrl=queue_url,
+                Entries=[{"Id": key, "MessageBody": body} for key, body in pending.items()],
+            )
+            failed = response.get("Failed") or []
+            if not failed:
+                pending = {}
+                break
+            logger.warning("SQS refused messages", extra={"failed": failed})
+            pending = {str(entry["Id"]): pending[str(entry["Id"])] for entry in failed}
+            if any(entry.get("SenderFault") for entry in failed):
+                break
+        if pending:
+            raise ApiError(
+                503,
+                "could not enqueue every message; retry the request (the same event_id is "
+                "processed once)",
+            )
+
+
+def accept_events(
+    events: Sequence[EventIn],
+    locs: Sequence[Loc],
+    settings: Settings,
+    *,
+    now: datetime,
+    sqs: Any = None,
+) -> list[str]:
+    """Check what the models cannot and that the contacts exist, then enqueue every event
+    (all or nothing); the accepted ids."""
+    check_events(events, locs, now)
+    missing = unknown_contacts(event.contact_id for event in events)
+    if missing:
+        detail = [
+            _item(
+                [*at, "contact_id"],
+                f"contact {event.contact_id!r} does not exist; create it with PUT "
+                "/v1/contacts/{contact_id} first",
+                "unknown_contact",
+            )
+            for event, at in zip(events, locs, strict=True)
+            if event.contact_id in missing
+        ]
+        raise ApiError(404, f"unknown contact: {summary(detail)}", detail)
+    bodies = [encode(event_message(event, now)) for event in events]
+    enqueue(sqs or aws_client("sqs", settings.region), settings.events_queue_url, bodies)
+    return [event.event_id for event in events]
+
+
+# --- Contacts: planning a change (pure) ---------------------------------------------------
+
+PathParts = tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ContactChanges:
+    """What changed that the router or journeys care about."""
+
+    tags_added: tuple[str, ...] = ()
+    tags_removed: tuple[str, ...] = ()
+    lists_joined: tuple[str, ...] = ()
+    attributes_changed: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: The email channel went from another status to unsubscribed.
+    email_unsubscribed: bool = False
+
+    @property
+    def triggers(self) -> bool:
+        """Whether a trigger could fire (tag, list or attribute triggers)."""
+        return bool(
+            self.tags_added or self.tags_removed or self.lists_joined or self.attributes_changed
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ContactPlan:
+    """The nested keys to set and remove, and what that changes."""
+
+    sets: tuple[tuple[PathParts, Any], ...] = ()
+    removes: tuple[PathParts, ...] = ()
+    changes: ContactChanges = field(default_factory=ContactChanges)
+
+    @property
+    def writes(self) -> bool:
+        return bool(self.sets or self.removes)
+
+
+def _same(old: Any, new: Any) -> bool:
+    """Equal as stored values: 1 == 1.0, but True is not 1."""
+    if isinstance(old, bool) or isinstance(new, bool):
+        return type(old) is type(new) and old == new
+    if isinstance(old, int | float) and isinstance(new, int | float):
+        return old == new
+    if isinstance(old, dict) and isinstance(new, dict):
+        return old.keys() == new.keys() and all(_same(old[k], new[k]) for k in old)
+    if isinstance(old, list) and isinstance(new, list):
+        return len(old) == len(new) and all(_same(a, b) for a, b in zip(old, new, strict=True))
+    return type(old) is type(new) and bool(old == new)
+
+
+def _unique(names: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(names))
+
+
+def empty_state() -> dict[str, Any]:
+    return {name: {} for name in CONTACT_MAPS} | {"time_zone": None}
+
+
+def plan_upsert(state: Mapping[str, Any], request: ContactUpsert, now_iso: str) -> ContactPlan:
+    """What `request` changes on a contact now in `state` (plain values, as
+    `record_state` gives). Only what differs is written, so a repeated request is a no-op."""
+    sets: list[tuple[PathParts, Any]] = []
+    removes: list[PathParts] = []
+
+    attributes: Mapping[str, Any] = state.get("attributes") or {}
+    changed: dict[str, dict[str, Any]] = {}
+    for name, value in request.attributes.items():
+        old = attributes.get(name)
+        if value is None:
+            if name in attributes:
+                removes.append(("attributes", name))
+                if old is not None:
+                    changed[name] = {"old": old, "new": None}
+        elif name not in attributes or not _same(old, value):
+            sets.append((("attributes", name), value))
+            changed[name] = {"old": old, "new": value}
+
+    tags: Mapping[str, Any] = state.get("tags") or {}
+    added = [tag for tag in _unique(request.tags.add) if tag not in tags]
+    removed = [tag for tag in _unique(request.tags.remove) if tag in tags]
+    sets += [(("tags", tag), now_iso) for tag in added]
+    removes += [("tags", tag) for tag in removed]
+
+    lists: Mapping[str, Any] = state.get("lists") or {}
+    joined = [name for name in _unique(request.lists.subscribe) if lists.get(name) != SUBSCRIBED]
+    left = [name for name in _unique(request.lists.unsubscribe) if lists.get(name) != UNSUBSCRIBED]
+    sets += [(("lists", name), SUBSCRIBED) for name in joined]
+    sets += [(("lists", name), UNSUBSCRIBED) for name in left]
+
+    channels: Mapping[str, Any] = state.get("channels") or {}
+    email_unsubscribed = False
+    for channel, change in request.channels.items():
+        existing = channels.get(channel)
+        if not isinstance(existing, Mapping):
+            created: dict[str, Any] = {"status": change.status or SUBSCRIBED}
+            if change.address is not None:
+                created["address"] = change.address
+            sets.append((("channels", channel), created))
+            continue
+        old_status = existing.get("status", SUBSCRIBED)
+        status: str | None = change.status
+        if change.address is not None and change.address != existing.get("address"):
+            sets.append((("channels", channel, "address"), change.address))
+            if status is None and old_status == BOUNCED:
+                status = SUBSCRIBED  # the bounce was the old address's
+        if status is not None and status != old_status:
+            sets.append((("channels", channel, "status"), status))
+            email_unsubscribed |= channel == "email" and status == UNSUBSCRIBED
+
+    if "time_zone" in request.model_fields_set and request.time_zone != state.get("time_zone"):
+        if request.time_zone is None:
+            removes.append(("time_zone",))
+        else:
+            sets.append((("time_zone",), request.time_zone))
+
+    return ContactPlan(
+        sets=tuple(sets),
+        removes=tuple(removes),
+        changes=ContactChanges(
+            tags_added=tuple(added),
+            tags_removed=tuple(removed),
+            lists_joined=tuple(joined),
+            attributes_changed=changed,
+            email_unsubscribed=email_unsubscribed,
+        ),
+    )
+
+
+def apply_plan(state: Mapping[str, Any], plan: ContactPlan) -> dict[str, Any]:
+    """`state` with the plan applied (how a new contact's item is built)."""
+    result: dict[str, Any] = json.loads(json.dumps(state))
+    for parts, value in plan.sets:
+        node = result
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    for parts in plan.removes:
+        node = result
+        for part in parts[:-1]:
+            node = node.get(part, {})
+        node.pop(parts[-1], None)
+    return result
+
+
+def _digest(*parts: Any) -> str:
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:40]
+
+
+def change_messages(
+    contact_id: str,
+    changes: ContactChanges,
+    *,
+    previous_version: str | None,
+    now_iso: str,
+    source: str,
+    workflow_id: str | None = None,
+) -> list[dict[str, Any]]:
+    """The router's messages for a contact change. Event ids derive from the contact, the
+    version it changed from and the change, so the same change is never counted twice."""
+    messages: list[dict[str, Any]] = []
+    if changes.triggers:
+        body: dict[str, Any] = {
+            "tags_added": list(changes.tags_added),
+            "tags_removed": list(changes.tags_removed),
+            "lists_joined": list(changes.lists_joined),
+            "segments_entered": [],
+            "segments_exited": [],
+            "attributes_changed": {k: dict(v) for k, v in changes.attributes_changed.items()},
+        }
+        messages.append(
+            {
+                "type": "contact_changed",
+                "event_id": "contact_changed-" + _digest(contact_id, previous_version, body),
+                "contact_id": contact_id,
+                "occurred_at": now_iso,
+                **body,
+            }
+        )
+    if changes.email_unsubscribed:
+        properties: dict[str, Any] = {"channel": "email", "source": source}
+        if workflow_id:
+            properties["workflow_id"] = workflow_id
+        messages.append(
+            {
+                "type": "event",
+                "event_id": "unsubscribed-" + _digest(contact_id, previous_version, "email"),
+                "contact_id": contact_id,
+                "name": UNSUBSCRIBED_EVENT,
+                "properties": properties,
+                "occurred_at": now_iso,
+            }
+        )
+    return messages
+
+
+# --- Contacts: reading and writing ----------------------------------------------------------
+
+
+def record_state(record: ContactRecord) -> dict[str, Any]:
+    return {name: plain(getattr(record, name)) or {} for name in CONTACT_MAPS} | {
+        "time_zone": record.time_zone
+    }
+
+
+def contact_out(record: ContactRecord) -> ContactOut:
+    state = record_state(record)
+    return ContactOut(
+        contact_id=record.contact_id,
+        attributes=state["attributes"],
+        tags={str(k): str(v) for k, v in state["tags"].items()},
+        lists={str(k): str(v) for k, v in state["lists"].items()},
+        segments={str(k): str(v) for k, v in state["segments"].items()},
+        channels={
+            str(name): ChannelOut.model_validate(value)
+            for name, value in state["channels"].items()
+            if isinstance(value, Mapping)
+        },
+        time_zone=record.time_zone,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+    )
+
+
+_CONTACT_ID: TypeAdapter[str] = TypeAdapter(ContactId)
+
+
+def path_contact_id(raw: str) -> str:
+    """The contact id of a URL path, decoded and checked like ids in bodies."""
+    contact_id = unquote(raw)
+    try:
+        return _CONTACT_ID.validate_python(contact_id)
+    except ValidationError as error:
+        detail = [explain({**e, "loc": ("path", "contact_id")}) for e in error.errors()]
+        raise ApiError(422, f"invalid request: {summary(detail)}", detail) from None
+
+
+def find_contact(contact_id: str) -> ContactRecord | None:
+    try:
+        return ContactRecord.get(contact_id, consistent_read=True)
+    except ContactRecord.DoesNotExist:
+        return None
+
+
+def _contact_not_found(contact_id: str) -> ApiError:
+    detail = [_item(["path", "contact_id"], f"contact {contact_id!r} does not exist", "not_found")]
+    return ApiError(404, f"contact {contact_id!r} does not exist", detail)
+
+
+def _action_path(parts: PathParts) -> Any:
+    node: Any = getattr(ContactRecord, parts[0])
+    for part in parts[1:]:
+        node = node[part]
+    return node
+
+
+def _repair_maps(record: ContactRecord) -> None:
+    """Give a contact written elsewhere the top-level maps nested updates need."""
+    record.update(
+        actions=[_action_path((name,)).set(_action_path((name,)) | {}) for name in CONTACT_MAPS]
+    )
+
+
+def _code(error: Exception) -> str:
+    return str(getattr(error, "cause_response_code", "") or "")
+
+
+def _write(
+    contact_id: str,
+    existing: ContactRecord | None,
+    state: Mapping[str, Any],
+    plan: ContactPlan,
+    now_iso: str,
+) -> ContactRecord:
+    """Create the contact (if nobody did meanwhile), or change the planned nested keys (if
+    no other API write came in since `existing` was read)."""
+    if existing is None:
+        item = apply_plan(state, plan)
+        record = ContactRecord(
+            contact_id,
+            **{name: item[name] for name in CONTACT_MAPS},
+            time_zone=item["time_zone"],
+            created_at=now_iso,
+            updated_at=now_iso,
+        )
+        record.save(condition=ContactRecord.contact_id.does_not_exist())
+        return record
+    actions = [_action_path(parts).set(value) for parts, value in plan.sets]
+    actions += [_action_path(parts).remove() for parts in plan.removes]
+    actions.append(ContactRecord.updated_at.set(now_iso))
+    unchanged = (
+        ContactRecord.updated_at == existing.updated_at
+        if existing.updated_at is not None
+        else ContactRecord.updated_at.does_not_exist()
+    )
+    existing.update(actions=actions, condition=ContactRecord.contact_id.exists() & unchanged)
+    return existing
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertResult:
+    contact: ContactRecord | None
+    created: bool
+    messages: tuple[dict[str, Any], ...] = ()
+
+
+def upsert_contact(
+    contact_id: str,
+    request: ContactUpsert,
+    settings: Settings,
+    *,
+    now: datetime,
+    create: bool = True,
+    source: str = "api",
+    workflow_id: str | None = None,
+    sqs: Any = None,
+) -> UpsertResult:
+    """Merge `request` into the contact (created if missing and `create`), then enqueue
+    what changed. Writes touch only the nested keys that change, so concurrent updates by
+    the state machines are kept; writes by the API are serialised on `updated_at`."""
+    now_iso = iso(now)
+    repaired = False
+    for _ in range(WRITE_ATTEMPTS):
+        existing = find_contact(contact_id)
+        if existing is None and not create:
+            return UpsertResult(contact=None, created=False)
+        state = empty_state() if existing is None else record_state(existing)
+        plan = plan_upsert(state, request, now_iso)
+        previous = None if existing is None else existing.updated_at
+        if existing is not None and not plan.writes:
+            return UpsertResult(contact=existing, created=False)
+        try:
+            record = _write(contact_id, existing, state, plan, now_iso)
+        except (PutError, UpdateError) as error:
+            problem = f"{_code(error)}: {getattr(error, 'cause_response_message', '')}"
+            if problem.startswith("ConditionalCheckFailedException"):
+                continue  # another write got there first: plan again on what it wrote
+            if "document path" in problem and existing is not None and not repaired:
+                _repair_maps(existing)
+                repaired = True
+                continue
+            if "size" in problem and problem.startswith("ValidationException"):
+                raise ApiError(
+                    413, "the contact would exceed DynamoDB's 400 KB item size"
+                ) from error
+            raise
+        messages = change_messages(
+            contact_id,
+            plan.changes,
+            previous_version=previous,
+            now_iso=now_iso,
+            source=source,
+            workflow_id=workflow_id,
+        )
+        if messages:
+            bodies = [encode(message) for message in messages]
+            enqueue(sqs or aws_client("sqs", settings.region), settings.events_queue_url, bodies)
+        return UpsertResult(contact=record, created=existing is None, messages=tuple(messages))
+    raise ApiError(409, "the contact is being changed by another request; try again")
+
+
+# --- Workflows and journeys -----------------------------------------------------------------
+
+
+@lru_cache(maxsize=4)
+def _index(path: str, modified: int) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(FilePath(path).read_text(encoding="utf-8"))
+    return data
+
+
+def load_index(path: str) -> dict[str, Any]:
+    """The compiled workflow index (`journeys compile` writes it), read once per version."""
+    try:
+        modified = FilePath(path).stat().st_mtime_ns
+    except FileNotFoundError:
+        raise RuntimeError(f"the workflow index {path} is not deployed") from None
+    return _index(path, modified)
+
+
+def list_workflows(index: Mapping[str, Any]) -> list[WorkflowOut]:
+    workflows: Mapping[str, Any] = index.get("workflows") or {}
+    return [
+        WorkflowOut(
+            id=workflow_id, name=entry.get("name", workflow_id), triggers=entry.get("triggers", [])
+        )
+        for workflow_id, entry in sorted(workflows.items())
+    ]
+
+
+#: How an execution's last history event names its end.
+_ENDINGS = {
+    "ExecutionSucceeded": "succeeded",
+    "ExecutionFailed": "failed",
+    "ExecutionAborted": "aborted",
+    "ExecutionTimedOut": "timed_out",
+}
+
+
+def position(history: Sequence[Mapping[str, Any]]) -> tuple[str | None, str | None]:
+    """(the last state entered, how the execution ended or None) from history events."""
+    newest_first = sorted(history, key=lambda event: int(event.get("id", 0)), reverse=True)
+    ended = _ENDINGS.get(str(newest_first[0].get("type"))) if newest_first else None
+    for event in newest_first:
+        if str(event.get("type", "")).endswith("StateEntered"):
+            details = event.get("stateEnteredEventDetails") or {}
+            return (str(details["name"]) if "name" in details else None), ended
+    return None, ended
+
+
+def execution_position(
+    sfn: Any, execution_arn: str, pages: int = 3
+) -> tuple[str | None, str | None]:
+    """Where an execution is, from its history (newest first); (None, None) if unknown."""
+    history: list[Mapping[str, Any]] = []
+    arguments: dict[str, Any] = {
+        "executionArn": execution_arn,
+        "reverseOrder": True,
+        "maxResults": 100,
+    }
+    try:
+        for _ in range(pages):
+            page = sfn.get_execution_history(**arguments)
+            history += page.get("events", [])
+            step, ended = position(history)
+            if step is not None or not page.get("nextToken"):
+                return step, ended
+            arguments["nextToken"] = page["nextToken"]
+    except Exception as error:  # access denied, execution gone: the entry still shows
+        logger.warning("no execution history", extra={"arn": execution_arn, "error": str(error)})
+        return None, None
+    return position(history)
+
+
+def contact_journeys(contact_id: str, settings: Settings, sfn: Any = None) -> JourneysOut:
+    if find_contact(contact_id) is None:
+        raise _contact_not_found(contact_id)
+    journeys: list[JourneyOut] = []
+    for entry in EntryRecord.query(contact_id, consistent_read=True):
+        step: str | None = None
+        status = entry.status
+        if entry.execution_arn:
+            client = sfn or aws_client("stepfunctions", settings.region)
+            step, ended = execution_position(client, entry.execution_arn)
+            status = ended or status
+        journeys.append(
+            JourneyOut(
+                workflow_id=entry.workflow_id,
+                entry_id=entry.entry_id,
+                entered_at=entry.entered_at,
+                status=status,
+                execution_arn=entry.execution_arn,
+                current_step=step,
+            )
+        )
+    journeys.sort(key=lambda journey: journey.entered_at, reverse=True)
+    return JourneysOut(contact_id=contact_id, journeys=journeys)
+
+
+# --- Unsubscribe pages ---------------------------------------------------------------------
+
+_PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Robots-Tag": "noindex",
+    # The link carries its signature: do not send it to anyone else.
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "form-action 'self'; frame-ancestors 'none'",
+}
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;"
+    "line-height:1.5;color:#1f2328}button{font:inherit;padding:.6rem 1.2rem;cursor:pointer}"
+)
+
+
+def page(title: str, message: str, *, button: str | None = None) -> str:
+    """A small self-contained HTML page; with `button`, a form that POSTs to this URL."""
+    form = (
+        '<form method="post"><input type="hidden" name="confirm" value="yes">'
+        f'<button type="submit">{html.escape(button)}</button></form>'
+        if button
+        else ""
+    )
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta name="robots" content="noindex">'
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
+        f"<body><h1>{html.escape(title)}</h1><p>{html.escape(message)}</p>{form}</body></html>\n"
+    )
+
+
+def _html(status: int, body: str) -> Response[str]:
+    return Response(
+        status_code=status,
+        content_type="text/html; charset=utf-8",
+        body=body,
+        headers=dict(_PAGE_HEADERS),
+    )
+
+
+INVALID_LINK = page(
+    "This link does not work",
+    "It may have been cut short when it was copied. Use the unsubscribe link in a recent "
+    "email from us, or reply to that email and we will remove you.",
+)
+
+
+def _verified(
+    action: str | None, contact: str | None, workflow: str | None, sig: str | None
+) -> tuple[str, str, str] | None:
+    params = {
+        name: value
+        for name, value in (
+            ("action", action),
+            ("contact", contact),
+            ("workflow", workflow),
+            ("sig", sig),
+        )
+        if value is not None
+    }
+    return verify_link(params, get_settings().link_secret)
+
+
+# --- The resolver ---------------------------------------------------------------------------
+
+
+def body_size(event: Mapping[str, Any]) -> int:
+    body = event.get("body")
+    if not body:
+        return 0
+    if event.get("isBase64Encoded"):
+        try:
+            return len(base64.b64decode(body))
+        except (binascii.Error, ValueError):
+            return len(body)
+    return len(str(body).encode("utf-8"))
+
+
+class JourneysResolver(APIGatewayRestResolver):
+    """Refuses oversized bodies before anything parses them."""
+
+    def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        size = body_size(event)
+        if size > MAX_BODY_BYTES:
+            message = f"request body is {size} bytes; the limit is {MAX_BODY_BYTES} (256 KiB)"
+            return {
+                "statusCode": 413,
+                "multiValueHeaders": {"Content-Type": [content_types.APPLICATION_JSON]},
+                "body": json.dumps(
+                    {
+                        "statusCode": 413,
+                        "message": message,
+                        "detail": [_item(["body"], message, "too_large")],
+                    }
+                ),
+                "isBase64Encoded": False,
+            }
+        return super().resolve(event, context)
+
+
+app = JourneysResolver(enable_validation=True)
+app.configure_openapi(
+    title=API_TITLE,
+    version=__version__,
+    description="Track events, keep contacts up to date and see where they are in your "
+    "journeys. Every route needs the API key in the x-api-key header except the "
+    "unsubscribe pages, which are reached from signed links in emails.",
+    security_schemes={
+        "apiKey": APIKey.model_validate({"in": APIKeyIn.header, "name": "x-api-key"})
+    },
+)
+app.enable_swagger(path="/v1/docs")
+
+API_KEY: list[dict[str, list[str]]] = [{"apiKey": []}]
+
+
+def _responses(ok: int, description: str, *errors: int) -> dict[int, OpenAPIResponse]:
+    """The documented answers of a JSON route: success (its return model) and errors."""
+    reasons = {
+        400: "Malformed JSON or no body",
+        404: "Unknown contact",
+        409: "Concurrent change; retry",
+        413: "Payload too large",
+        503: "Queue unavailable; retry",
+    }
+    responses: dict[int, OpenAPIResponse] = {ok: {"description": description}}
+    for code in errors:
+        responses[code] = {
+            "description": reasons[code],
+            "content": {content_types.APPLICATION_JSON: {"model": ErrorOut}},
+        }
+    return responses
+
+
+def _html_responses() -> dict[int, OpenAPIResponse]:
+    html_page: OpenAPIResponseContentSchema = {"schema": {"type": "string"}}
+    return {
+        200: {"description": "An HTML page", "content": {"text/html": html_page}},
+        403: {"description": "The link is not valid", "content": {"text/html": html_page}},
+    }
+
+
+_Handler = Callable[[Any], Response[Any]]
+
+
+def _handles(kind: type[Exception]) -> Callable[[_Handler], _Handler]:
+    """`app.exception_handler(kind)`, typed (Powertools leaves it unannotated)."""
+    register = cast(
+        Callable[[type[Exception]], Callable[[_Handler], _Handler]], app.exception_handler
+    )
+    return register(kind)
+
+
+@_handles(ApiError)
+def _api_error(error: ApiError) -> Response[Any]:
+    return _error_response(error.status, error.message, error.detail)
+
+
+@_handles(RequestValidationError)
+def _invalid_request(error: RequestValidationError) -> Response[Any]:
+    items = [explain(item) for item in error.errors()]
+    if any(item["type"] == "json_invalid" for item in items):
+        return _error_response(400, f"malformed JSON: {summary(items)}", items)
+    if any(item["loc"] == ["body"] and item["type"] == "missing" for item in items):
+        return _error_response(400, "a JSON body is required", items)
+    return _error_response(422, f"invalid request: {summary(items)}", items)
+
+
+@_handles(RequestUnsupportedContentType)
+def _unsupported(error: RequestUnsupportedContentType) -> Response[Any]:
+    message = "send the body as JSON with Content-Type: application/json"
+    return _error_response(
+        415, message, [_item(["header", "content-type"], message, "unsupported")]
+    )
+
+
+@app.not_found
+def _no_route(error: NotFoundError) -> Response[Any]:
+    event = app.current_event
+    return _error_response(404, f"no route {event.http_method} {event.path}")
+
+
+@_handles(ServiceError)
+def _service_error(error: ServiceError) -> Response[Any]:
+    message = error.msg if isinstance(error.msg, str) else json.dumps(error.msg)
+    return _error_response(error.status_code, message)
+
+
+@_handles(Exception)
+def _internal(error: Exception) -> Response[Any]:
+    logger.exception("request failed")
+    return _error_response(500, "internal error; retry later or contact the operator")
+
+
+@app.post(
+    "/v1/events",
+    status_code=202,
+    summary="Track one event",
+    description="Validates the event and queues it for the journeys; `event_id` makes "
+    "retries safe.",
+    tags=["Events"],
+    security=API_KEY,
+    responses=_responses(202, "Accepted and queued", 400, 404, 413, 503),
+)
+def post_event(event: EventIn) -> Accepted:
+    settings = runtime()
+    now = datetime.now(UTC)
+    accepted = accept_events([event], [["body"]], settings, now=now)
+    logger.info("event accepted", extra={"event_id": event.event_id, "event_name": event.name})
+    return Accepted(accepted=accepted)
+
+
+@app.post(
+    "/v1/events/batch",
+    status_code=202,
+    summary="Track up to 100 events",
+    description="All or nothing: one bad event rejects the batch and nothing is queued.",
+    tags=["Events"],
+    security=API_KEY,
+    responses=_responses(202, "Accepted and queued", 400, 404, 413, 503),
+)
+def post_events(batch: EventBatch) -> Accepted:
+    settings = runtime()
+    now = datetime.now(UTC)
+    locs: list[Loc] = [["body", "events", index] for index in range(len(batch.events))]
+    accepted = accept_events(batch.events, locs, settings, now=now)
+    logger.info("events accepted", extra={"count": len(accepted)})
+    return Accepted(accepted=accepted)
+
+
+ContactPath = Annotated[
+    str,
+    Path(
+        pattern=_CONTACT_ID_PATTERN,
+        description="Your id for the contact (URL-encoded).",
+        examples=["user-42"],
+    ),
+]
+
+
+_CREATED: dict[int, OpenAPIResponse] = {
+    201: {
+        "description": "Created",
+        "content": {content_types.APPLICATION_JSON: {"model": ContactOut}},
+    }
+}
+
+
+@app.put(
+    "/v1/contacts/<contact_id>",
+    summary="Create or update a contact",
+    description="Merges attributes, adds and removes tags, subscribes to and unsubscribes "
+    "from lists, sets channel addresses and consent, and the time zone. 201 when created.",
+    tags=["Contacts"],
+    security=API_KEY,
+    responses={**_responses(200, "Updated", 400, 409, 413, 503), **_CREATED},
+)
+def put_contact(contact_id: ContactPath, change: ContactUpsert) -> Response[ContactOut]:
+    settings = runtime()
+    contact_id = path_contact_id(contact_id)
+    result = upsert_contact(contact_id, change, settings, now=datetime.now(UTC))
+    assert result.contact is not None
+    logger.info(
+        "contact upserted",
+        extra={
+            "contact_id": contact_id,
+            "contact_created": result.created,
+            "messages": len(result.messages),
+        },
+    )
+    return Response(
+        status_code=201 if result.created else 200,
+        content_type=content_types.APPLICATION_JSON,
+        body=contact_out(result.contact),
+    )
+
+
+@app.get(
+    "/v1/contacts/<contact_id>",
+    summary="Get a contact",
+    tags=["Contacts"],
+    security=API_KEY,
+    responses=_responses(200, "The contact", 404),
+)
+def get_contact(contact_id: ContactPath) -> ContactOut:
+    runtime()
+    contact_id = path_contact_id(contact_id)
+    record = find_contact(contact_id)
+    if record is None:
+        raise _contact_not_found(contact_id)
+    return contact_out(record)
+
+
+@app.get(
+    "/v1/contacts/<contact_id>/journeys",
+    summary="A contact's journeys and current step",
+    description="The latest entry into each workflow, with the step the contact is at.",
+    tags=["Contacts"],
+    security=API_KEY,
+    responses=_responses(200, "The contact's journeys", 404),
+)
+def get_journeys(contact_id: ContactPath) -> JourneysOut:
+    settings = runtime()
+    return contact_journeys(path_contact_id(contact_id), settings)
+
+
+@app.get(
+    "/v1/workflows",
+    summary="List the deployed workflows",
+    tags=["Workflows"],
+    security=API_KEY,
+)
+def get_workflows() -> WorkflowsOut:
+    settings = get_settings()
+    return WorkflowsOut(workflows=list_workflows(load_index(settings.workflow_index)))
+
+
+LinkQuery = Annotated[str | None, Query(description="From the signed link.")]
+
+
+@app.get(
+    "/v1/unsubscribe",
+    summary="Unsubscribe page (signed link)",
+    description="Shows a confirmation page; does not unsubscribe (link scanners fetch "
+    "links in emails). No API key.",
+    tags=["Unsubscribe"],
+    responses=_html_responses(),
+)
+def unsubscribe_page(
+    action: LinkQuery = None,
+    contact: LinkQuery = None,
+    workflow: LinkQuery = None,
+    sig: LinkQuery = None,
+) -> Response[str]:
+    link = _verified(action, contact, workflow, sig)
+    if link is None:
+        return _html(403, INVALID_LINK)
+    title = "Email preferences" if link[2] == "preferences" else "Unsubscribe"
+    return _html(
+        200,
+        page(title, "Stop receiving marketing emails from us?", button="Unsubscribe"),
+    )
+
+
+@app.post(
+    "/v1/unsubscribe",
+    summary="Unsubscribe (signed link, RFC 8058 one-click)",
+    description="Unsubscribes the contact from email and ends the journeys that stop on "
+    "unsubscribe. Mailboxes POST `List-Unsubscribe=One-Click`. No API key.",
+    tags=["Unsubscribe"],
+    responses=_html_responses(),
+)
+def unsubscribe(
+    action: LinkQuery = None,
+    contact: LinkQuery = None,
+    workflow: LinkQuery = None,
+    sig: LinkQuery = None,
+) -> Response[str]:
+    link = _verified(action, contact, workflow, sig)
+    if link is None:
+        return _html(403, INVALID_LINK)
+    contact_id, workflow_id, _ = link
+    settings = runtime()
+    one_click = "List-Unsubscribe=One-Click" in (app.current_event.decoded_body or "")
+    result = upsert_contact(
+        contact_id,
+        ContactUpsert(channels={"email": ChannelIn(status="unsubscribed")}),
+        settings,
+        now=datetime.now(UTC),
+        create=False,
+        source="one-click" if one_click else "link",
+        workflow_id=workflow_id or None,
+    )
+    logger.info(
+        "unsubscribed",
+        extra={
+            "contact_id": contact_id,
+            "workflow_id": workflow_id,
+            "one_click": one_click,
+            "changed": bool(result.messages),
+        },
+    )
+    return _html(
+        200, page("You are unsubscribed", "You will not receive marketing emails from us any more.")
+    )
+
+
+@app.get("/v1/openapi.json", include_in_schema=False)
+def get_openapi() -> Response[str]:
+    return Response(
+        status_code=200, content_type=content_types.APPLICATION_JSON, body=openapi_document()
+    )
+
+
+# --- The OpenAPI document -------------------------------------------------------------------
+
+
+@cache
+def openapi_document() -> str:
+    """The OpenAPI document as checked in at docs/openapi.json."""
+    return app.get_openapi_json_schema(title=API_TITLE, version=__version__) + "\n"
+
+
+def main(argv: Sequence[str] | None = None, out: Callable[[str], object] = print) -> int:
+    """`python -m journeys.api [--check] PATH`: write (or check) the OpenAPI document."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    check = "--check" in args
+    paths = [arg for arg in args if arg != "--check"]
+    if len(paths) != 1:
+        out("usage: python -m journeys.api [--check] docs/openapi.json")
+        return 2
+    target = FilePath(paths[0])
+    document = openapi_document()
+    if check:
+        current = target.read_text(encoding="utf-8") if target.exists() else ""
+        if current != document:
+            out(f"{target} is stale; run: python -m journeys.api {target}")
+            return 1
+        out(f"{target} is current")
+        return 0
+    target.write_text(document, encoding="utf-8")
+    out(f"wrote {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
