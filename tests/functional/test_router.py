@@ -19,7 +19,7 @@ from journeys import router, waits
 from journeys.exceptions import TransientError
 from journeys.settings import Settings, get_settings
 from journeys.store import EntryRecord, EventRecordModel, iso
-from tests.helpers.aws import ACCOUNT, REGION, ROLE_ARN, history_state_names
+from tests.helpers.aws import ACCOUNT, REGION, ROLE_ARN, history_state_names, park_on_token
 from tests.helpers.lambdas import invoke
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -157,34 +157,9 @@ def park(routing: Routing) -> Callable[..., Parked]:
         signal: str, entered_at: datetime, action: str = "wait", purpose: str = "wait"
     ) -> Parked:
         number = next(_machines)
-        queue = sqs.create_queue(QueueName=f"tokens-{number}")["QueueUrl"]
-        machine = {
-            "StartAt": "Happened?",
-            "States": {
-                "Happened?": {
-                    "Type": "Task",
-                    "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
-                    "Parameters": {"QueueUrl": queue, "MessageBody": {"token.$": "$$.Task.Token"}},
-                    "TimeoutSeconds": 30,
-                    "Catch": [{"ErrorEquals": ["States.Timeout"], "Next": "Timed out"}],
-                    "Next": "Released",
-                },
-                "Released": {"Type": "Succeed"},
-                "Timed out": {"Type": "Succeed"},
-            },
-        }
-        arn = routing.sfn.create_state_machine(
-            name=f"parked-{number}", definition=json.dumps(machine), roleArn=ROLE_ARN
-        )["stateMachineArn"]
-        execution = routing.sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
-        token = None
-        for _ in range(100):
-            messages = sqs.receive_message(QueueUrl=queue).get("Messages", [])
-            if messages:
-                token = json.loads(messages[0]["Body"])["token"]
-                break
-            time.sleep(0.05)
-        assert token
+        execution, token = park_on_token(
+            routing.sfn, sqs, f"parked-{number}", "Happened?", "Released"
+        )
         request = waits.WaitRequest(
             action=action,  # type: ignore[arg-type]
             task_token=token,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,7 +11,7 @@ import pytest
 
 from journeys import waits
 from journeys.store import EventRecordModel, iso
-from tests.helpers.aws import REGION, ROLE_ARN, history_state_names
+from tests.helpers.aws import REGION, history_state_names, park_on_token
 from tests.helpers.lambdas import invoke
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -21,36 +20,9 @@ NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 @pytest.fixture
 def parked(aws: dict[str, Any]) -> dict[str, Any]:
     """An execution waiting up to 30 s on a task token, like a wait_for_event step."""
-    sqs = boto3.client("sqs", region_name=REGION)
-    queue = sqs.create_queue(QueueName="tokens")["QueueUrl"]
-    machine = {
-        "StartAt": "Checked out?",
-        "States": {
-            "Checked out?": {
-                "Type": "Task",
-                "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
-                "Parameters": {"QueueUrl": queue, "MessageBody": {"token.$": "$$.Task.Token"}},
-                "TimeoutSeconds": 30,
-                "Catch": [{"ErrorEquals": ["States.Timeout"], "Next": "Timed out"}],
-                "Next": "Bought",
-            },
-            "Bought": {"Type": "Succeed"},
-            "Timed out": {"Type": "Succeed"},
-        },
-    }
     sfn = boto3.client("stepfunctions", region_name=REGION)
-    arn = sfn.create_state_machine(name="wait", definition=json.dumps(machine), roleArn=ROLE_ARN)[
-        "stateMachineArn"
-    ]
-    execution = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
-    token = None
-    for _ in range(100):
-        messages = sqs.receive_message(QueueUrl=queue).get("Messages", [])
-        if messages:
-            token = json.loads(messages[0]["Body"])["token"]
-            break
-        time.sleep(0.05)
-    assert token
+    sqs = boto3.client("sqs", region_name=REGION)
+    execution, token = park_on_token(sfn, sqs, "wait", "Checked out?", "Bought")
     return {"sfn": sfn, "execution": execution, "token": token}
 
 

@@ -98,3 +98,36 @@ def history_state_names(client: Any, execution_arn: str) -> list[str]:
 
 def dumps(value: Any) -> str:
     return json.dumps(value)
+
+
+def park_on_token(sfn: Any, sqs: Any, name: str, waiting: str, released: str) -> tuple[str, str]:
+    """Start an execution that waits up to 30 s on a task token, as a wait_for_event step
+    does; return (execution ARN, token). State `released` follows SendTaskSuccess."""
+    import time
+
+    queue = sqs.create_queue(QueueName=f"tokens-{name}")["QueueUrl"]
+    machine = {
+        "StartAt": waiting,
+        "States": {
+            waiting: {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+                "Parameters": {"QueueUrl": queue, "MessageBody": {"token.$": "$$.Task.Token"}},
+                "TimeoutSeconds": 30,
+                "Catch": [{"ErrorEquals": ["States.Timeout"], "Next": "Timed out"}],
+                "Next": released,
+            },
+            released: {"Type": "Succeed"},
+            "Timed out": {"Type": "Succeed"},
+        },
+    }
+    arn = sfn.create_state_machine(name=name, definition=json.dumps(machine), roleArn=ROLE_ARN)[
+        "stateMachineArn"
+    ]
+    execution = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
+    for _ in range(100):
+        messages = sqs.receive_message(QueueUrl=queue).get("Messages", [])
+        if messages:
+            return str(execution), str(json.loads(messages[0]["Body"])["token"])
+        time.sleep(0.05)
+    raise AssertionError("the parked execution never sent its task token")
