@@ -68,7 +68,7 @@ def _statements(definition: str, workflow_id: str) -> list[dict[str, Any]]:
 def nested_stack(machines: Iterable[tuple[str, str]]) -> dict[str, Any]:
     """`machines`: (workflow id, rendered definition) pairs, in a stable order."""
     parameters: dict[str, Any] = {"Stage": {"Type": "String"}}
-    for name in (*SUBSTITUTIONS, "ContactsTableArn", "EventsQueueArn"):
+    for name in (*SUBSTITUTIONS, "ContactsTableArn", "EventsQueueArn", "AlarmTopicArn"):
         parameters[name] = {"Type": "String"}
     resources: dict[str, Any] = {}
     outputs: dict[str, Any] = {}
@@ -88,6 +88,22 @@ def nested_stack(machines: Iterable[tuple[str, str]]) -> dict[str, Any]:
             },
         }
         outputs[resource] = {"Value": {"Ref": resource}}
+        resources[f"{resource}FailedAlarm"] = {
+            "Type": "AWS::CloudWatch::Alarm",
+            "Properties": {
+                "AlarmDescription": f"Journeys of {workflow_id} are failing",
+                "Namespace": "AWS/States",
+                "MetricName": "ExecutionsFailed",
+                "Dimensions": [{"Name": "StateMachineArn", "Value": {"Ref": resource}}],
+                "Statistic": "Sum",
+                "Period": 300,
+                "EvaluationPeriods": 1,
+                "Threshold": 0,
+                "ComparisonOperator": "GreaterThanThreshold",
+                "TreatMissingData": "notBreaching",
+                "AlarmActions": [{"Ref": "AlarmTopicArn"}],
+            },
+        }
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Transform": "AWS::Serverless-2016-10-31",
