@@ -807,3 +807,19 @@ steps:
         "journey-too-long",
     )
     assert "400 days" in error.message
+
+
+def test_webhook_keys_cannot_look_like_json_paths(tmp_path: Path) -> None:
+    error = single_error(
+        tmp_path,
+        """
+steps:
+  - type: webhook
+    label: Tell the CRM
+    url: https://crm.example.com/hook
+    body: {contact: {id.$: "$.contact_id"}}
+  - type: end
+""",
+        "value_error",
+    )
+    assert 'key "id.$" ends in ".$"' in error.message

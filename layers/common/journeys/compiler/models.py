@@ -663,6 +663,27 @@ class Webhook(StepBase):
     )
     on_failure: OnFailure = "continue"
 
+    @field_validator("headers", "body")
+    @classmethod
+    def _no_json_path_keys(cls, value: Any) -> Any:
+        # They are copied into the state's Parameters, where Step Functions reads a key
+        # ending in ".$" as a JSONPath to evaluate, not as data to send.
+        def check(node: Any) -> None:
+            if isinstance(node, dict):
+                for key, item in node.items():
+                    if str(key).endswith(".$"):
+                        raise ValueError(
+                            f'key "{key}" ends in ".$", which Step Functions reads as a '
+                            "JSONPath; rename it (use {{ }} placeholders for contact data)"
+                        )
+                    check(item)
+            elif isinstance(node, list):
+                for item in node:
+                    check(item)
+
+        check(value)
+        return value
+
 
 class FetchData(Webhook):
     """Fetch data from an external system; later steps and templates use it as
