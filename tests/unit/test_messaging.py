@@ -686,3 +686,12 @@ class FailingClient:
 def test_aws_errors_are_mapped(code: str, status: int, raised: type[Exception]) -> None:
     with pytest.raises(raised):
         deliver_sms("+447700900123", "hi", client=FailingClient(code, status))
+
+
+@pytest.mark.parametrize("contact_id", ["c-1", "ada@example.com", "user:42", "Zoë Ω/7", "b32.x"])
+def test_contact_ids_survive_ses_tags(contact_id: str) -> None:
+    from journeys.messaging import _TAG_CHARS, decode_tag_value, encode_tag_value
+
+    tagged = encode_tag_value(contact_id)
+    assert not _TAG_CHARS.search(tagged)  # SES accepts it as is
+    assert decode_tag_value(tagged) == contact_id

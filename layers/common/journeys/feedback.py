@@ -66,6 +66,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 from pynamodb.exceptions import UpdateError
 
+from journeys import messaging
 from journeys.contacts import BOUNCED, COMPLAINED, SUBSCRIBED
 from journeys.contacts import UNSUBSCRIBED as UNSUBSCRIBED_STATUS
 from journeys.exceptions import JourneysError, TransientError
@@ -316,7 +317,8 @@ def handle(
             "ignored",
             "event-type-not-handled",
         )
-    contact_id = event.mail.tag("contact_id")
+    tagged = event.mail.tag("contact_id")
+    contact_id = messaging.decode_tag_value(tagged) if tagged else None
     if contact_id is None:
         log.info(
             "SES %s event without a contact_id tag (not sent by a journey)",

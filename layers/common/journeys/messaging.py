@@ -896,10 +896,30 @@ def deliver(
     return handler(send, options, clients or Clients(), _Extra(now, tags))
 
 
+#: Marks a tag value that was base32-encoded because SES would have mangled it.
+ENCODED_TAG_PREFIX = "b32."
+
+
+def encode_tag_value(value: str) -> str:
+    """SES tag values allow only letters, digits, _ - . @: encode anything else reversibly
+    so feedback can find the contact again (see `decode_tag_value`)."""
+    if not _TAG_CHARS.search(value) and not value.startswith(ENCODED_TAG_PREFIX):
+        return value
+    encoded = base64.b32encode(value.encode()).decode().rstrip("=").lower()
+    return ENCODED_TAG_PREFIX + encoded
+
+
+def decode_tag_value(value: str) -> str:
+    if not value.startswith(ENCODED_TAG_PREFIX):
+        return value
+    body = value[len(ENCODED_TAG_PREFIX) :].upper()
+    return base64.b32decode(body + "=" * (-len(body) % 8)).decode()
+
+
 def message_tags(request: SendRequest) -> dict[str, str]:
     """Tags that tie SES events back to the journey step and the contact."""
     return {
-        "contact_id": request.contact_id,
+        "contact_id": encode_tag_value(request.contact_id),
         "workflow_id": request.workflow_id,
         "step_id": request.step_id,
     }
