@@ -50,8 +50,9 @@ segment entered / left segment_entered:<s> /   {"segment": s}
 attribute changed      attribute_changed:<a> / {"attribute": a, "old": v, "new": v}
                        attribute_changed
 enter_workflow         workflow:<source id> /  the source: {"workflow_id", "step_id",
-                       enter_workflow          "execution_id"}; key "enter_workflow"
-                                               when there is no source
+                       enter_workflow          "execution_id"} or, from the date sweep,
+                       (date:<a> from the      {"trigger", "occurrence"}; key
+                       sweep)                  "enter_workflow" when there is no source
 =====================  ======================  ===========================================
 
 What routing does
@@ -246,13 +247,16 @@ class EventMessage(_Message):
 
 
 class EnterSource(BaseModel):
-    """Where an `enter_workflow` message comes from (a `start_workflow` step)."""
+    """Where an `enter_workflow` message comes from: a `start_workflow` step, or the
+    hourly sweep of date triggers (`trigger` "date:<attribute>" and its `occurrence`)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     workflow_id: str = ""
     step_id: str = ""
     execution_id: str = ""
+    trigger: str = ""
+    occurrence: str = ""
 
 
 class EnterWorkflowMessage(_Message):
@@ -477,8 +481,13 @@ def match(message: AnyMessage, index: WorkflowIndex, now: datetime | None = None
         if message.workflow_id not in index.workflows:
             return []
         source = message.source or EnterSource()
-        key = f"workflow:{source.workflow_id}" if source.workflow_id else "enter_workflow"
-        properties = source.model_dump()
+        if source.trigger:
+            key = source.trigger  # the date trigger the sweep found due
+        elif source.workflow_id:
+            key = f"workflow:{source.workflow_id}"
+        else:
+            key = "enter_workflow"
+        properties = source.model_dump(exclude_defaults=True)
         at = message.occurred_at or now
         return [
             Match(message.workflow_id, _trigger(key, "enter_workflow", message, at, properties))
