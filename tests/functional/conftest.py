@@ -21,6 +21,7 @@ TABLE_SETTINGS = {
     "WaitsTable": "WAITS_TABLE",
     "EntriesTable": "ENTRIES_TABLE",
     "IdempotencyTable": "IDEMPOTENCY_TABLE",
+    "StatsTable": "STATS_TABLE",
 }
 SENDER = "journeys@example.com"
 ROOT = Path(__file__).resolve().parents[2]

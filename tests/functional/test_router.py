@@ -15,7 +15,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from journeys import router, waits
+from journeys import router, stats, waits
 from journeys.exceptions import TransientError
 from journeys.settings import Settings, get_settings
 from journeys.store import EntryRecord, EventRecordModel, iso
@@ -247,6 +247,9 @@ def test_the_same_event_twice_starts_one_journey(routing: Routing) -> None:
     assert again.duplicate and restamped.duplicate
     assert again.starts == restamped.starts == ()
     assert len(routing.executions("webinar")) == 1
+    # ...counted once in the workflow's statistics...
+    totals = stats.read("webinar").totals
+    assert (totals.entered, totals.active) == (1, 1)
     # ...and the event is stored once.
     assert len(list(EventRecordModel.query("c-1", EventRecordModel.sort_key >= iso(NOW)))) == 1
 

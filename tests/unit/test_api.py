@@ -57,6 +57,7 @@ def test_the_document_names_every_route_and_only_unsubscribe_is_public() -> None
         ("GET", "/v1/contacts/{contact_id}"),
         ("GET", "/v1/contacts/{contact_id}/journeys"),
         ("GET", "/v1/workflows"),
+        ("GET", "/v1/workflows/{workflow_id}/stats"),
         ("GET", "/v1/unsubscribe"),
         ("POST", "/v1/unsubscribe"),
     }

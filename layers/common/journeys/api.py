@@ -65,7 +65,7 @@ from pydantic import (
 )
 from pynamodb.exceptions import PutError, UpdateError
 
-from journeys import __version__
+from journeys import __version__, stats
 from journeys.compiler.models import PATTERN_HELP, AttributeName, Channel, EventName, Name
 from journeys.contacts import BOUNCED, SUBSCRIBED, UNSUBSCRIBED
 from journeys.messaging import normalize_address, verify_link
@@ -1339,6 +1339,36 @@ def get_journeys(contact_id: ContactPath) -> JourneysOut:
 def get_workflows() -> WorkflowsOut:
     settings = get_settings()
     return WorkflowsOut(workflows=list_workflows(load_index(settings.workflow_index)))
+
+
+WorkflowPath = Annotated[
+    str, Path(description="The workflow's id (see GET /v1/workflows).", examples=["onboarding"])
+]
+
+
+@app.get(
+    "/v1/workflows/<workflow_id>/stats",
+    summary="A workflow's statistics",
+    description="Contacts entered, active, completed, converted (goal reached), exited and "
+    "failed, the conversion rate, and per step the messages sent, skipped, opened, clicked, "
+    "bounced, complained about and unsubscribed from, with open, click and bounce rates.",
+    tags=["Workflows"],
+    security=API_KEY,
+    responses={
+        200: {"description": "The workflow's statistics"},
+        404: {
+            "description": "Unknown workflow",
+            "content": {content_types.APPLICATION_JSON: {"model": ErrorOut}},
+        },
+    },
+)
+def get_workflow_stats(workflow_id: WorkflowPath) -> stats.WorkflowStats:
+    settings = runtime()
+    workflows = load_index(settings.workflow_index).get("workflows") or {}
+    if workflow_id not in workflows:
+        message = f"workflow {workflow_id!r} is not deployed"
+        raise ApiError(404, message, [_item(["path", "workflow_id"], message, "not_found")])
+    return stats.read(workflow_id)
 
 
 LinkQuery = Annotated[str | None, Query(description="From the signed link.")]

@@ -66,7 +66,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 from pynamodb.exceptions import UpdateError
 
-from journeys import messaging
+from journeys import messaging, stats
 from journeys.contacts import BOUNCED, COMPLAINED, SUBSCRIBED
 from journeys.contacts import UNSUBSCRIBED as UNSUBSCRIBED_STATUS
 from journeys.exceptions import JourneysError, TransientError
@@ -349,6 +349,8 @@ def _open(context: _Context) -> Outcome:
         if not _condition_failed(error):
             raise
         # Another open got there first (same event id, so one event in the router).
+    else:
+        _count(record.workflow_id, record.step_id, "opened")
     return context.outcome("opened", events=ids)
 
 
@@ -365,6 +367,7 @@ def _click(context: _Context) -> Outcome:
     if link in record.clicked_links:
         return context.outcome("duplicate", "link-already-clicked")
     at = context.moment(detail.timestamp)
+    first_click = not record.clicked_links
     properties = {**_message_properties(record), "link": link}
     ids = _enqueue(context, [(EMAIL_CLICKED, link, properties)], at)
     links = MessageRecordModel.clicked_links
@@ -376,6 +379,9 @@ def _click(context: _Context) -> Outcome:
     except UpdateError as error:
         if not _condition_failed(error):
             raise
+    else:
+        if first_click:  # the step's statistic counts messages clicked, not links
+            _count(record.workflow_id, record.step_id, "clicked")
     return context.outcome("clicked", events=ids)
 
 
@@ -478,6 +484,11 @@ def _suppress(
     moment = context.moment(at)
     ids = _enqueue(context, planned, moment)
     changed = was in replaces and _set_status(context, current, status, replaces)
+    if changed:  # once per change: a redelivery finds the status already set
+        workflow_id, step_id = properties["workflow_id"], properties["step_id"]
+        _count(workflow_id, step_id, "bounced" if status == BOUNCED else "complained")
+        if unsubscribe and was == SUBSCRIBED:
+            _count(workflow_id, step_id, "unsubscribed")
     return context.outcome(action, events=ids, status_changed=changed, extra={"was": was})
 
 
@@ -544,6 +555,11 @@ def _find_message(context: _Context) -> MessageRecordModel | None:
         if record.channel == "email":
             return record
     return None
+
+
+def _count(workflow_id: str, step_id: str, metric: stats.StepMetric) -> None:
+    if workflow_id and step_id:
+        stats.record(workflow_id, stats.step_metric(step_id, metric))
 
 
 def _message_properties(record: MessageRecordModel) -> dict[str, Any]:

@@ -124,7 +124,7 @@ from pynamodb.exceptions import PutError, PynamoDBException, UpdateError
 from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 
-from journeys import conditions, waits
+from journeys import conditions, stats, waits
 from journeys.compiler import models as m
 from journeys.exceptions import JourneysError, TransientError
 from journeys.settings import MissingSetting, Settings
@@ -945,6 +945,8 @@ def _enter(
         raise
     if previous is not None and previous.entry_id == name and previous.status == "failed":
         _set_status(message.contact_id, spec.id, name, "running")  # a retry that worked
+    if result == "started":  # an already-started execution was counted when it started
+        stats.record(spec.id, stats.ENTERED, stats.ACTIVE)
     return Start(spec.id, found.key, name, result)
 
 

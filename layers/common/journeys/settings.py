@@ -42,6 +42,8 @@ class Settings:
     workflow_index: str = "index.json"
     #: Where ad-audience changes are posted (your connector to Facebook/Google/...).
     audience_webhook_url: str = ""
+    #: Workflow statistics (journeys.stats); empty: statistics are not recorded.
+    stats_table: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -71,6 +73,7 @@ class Settings:
             state_machine_arn_prefix=env.get("STATE_MACHINE_ARN_PREFIX", ""),
             workflow_index=env.get("WORKFLOW_INDEX", "index.json"),
             audience_webhook_url=env.get("AUDIENCE_WEBHOOK_URL", ""),
+            stats_table=env.get("STATS_TABLE", ""),
         )
 
 

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict
 
-from journeys import conditions, messaging, scheduling, store
+from journeys import conditions, messaging, scheduling, stats, store
 from journeys.compiler.models import EventCondition
 from journeys.settings import Settings
 from journeys.templates import TEMPLATE_ADAPTER
@@ -193,6 +193,7 @@ def send(
     contact = store.load_contact(request.contact_id)
     template = load_template(settings.templates_dir, request.template)
     if request.channel not in messaging.DELIVERABLE_CHANNELS:
+        _count(request, "skipped")
         return {
             "status": "skipped",
             "reason": "channel-not-deliverable-yet",
@@ -214,6 +215,7 @@ def send(
     if isinstance(decision, messaging.Defer):
         raise decision.error()
     if isinstance(decision, messaging.Skip):
+        _count(request, "skipped")
         return {"status": "skipped", "reason": decision.reason, "detail": decision.detail}
     options = messaging.DeliveryOptions(
         sender=settings.sender,
@@ -234,4 +236,11 @@ def send(
             sent_at=store.iso(now),
             expires_at=int((now + MESSAGE_TTL).timestamp()),
         ).save()
+    _count(request, "sent")
     return {"status": "sent", "message_id": message_id, "channel": request.channel}
+
+
+def _count(request: SendStepRequest, metric: stats.StepMetric) -> None:
+    """The step's sent/skipped statistic (team alerts are not the contact's messages)."""
+    if request.channel != "team":
+        stats.record(request.workflow_id, stats.step_metric(request.step_id, metric))

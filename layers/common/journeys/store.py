@@ -22,6 +22,7 @@ from pynamodb.models import Model
 from journeys.contacts import ContactView
 from journeys.exceptions import ContactNotFound
 from journeys.settings import Settings
+from journeys.stats import StatRecord
 
 
 def iso(moment: datetime) -> str:
@@ -133,6 +134,7 @@ MODELS: tuple[tuple[type[Model], str], ...] = (
     (MessageRecordModel, "messages_table"),
     (WaitRecord, "waits_table"),
     (EntryRecord, "entries_table"),
+    (StatRecord, "stats_table"),
 )
 
 
