@@ -19,7 +19,7 @@ from journeys.exceptions import TransientError
 from journeys.settings import Settings, get_settings
 from journeys.store import ContactRecord, MessageRecordModel, iso
 from tests.functional.conftest import SENDER
-from tests.helpers.aws import ACCOUNT, REGION
+from tests.helpers.aws import ACCOUNT, REGION, drain
 from tests.helpers.lambdas import invoke
 
 SENT_AT = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -36,16 +36,10 @@ class World:
 
     def drain(self) -> list[dict[str, Any]]:
         """Every message now on the router's queue, each checked by the router's parser."""
-        bodies: list[dict[str, Any]] = []
-        while True:
-            batch = self.sqs.receive_message(
-                QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
-            ).get("Messages", [])
-            if not batch:
-                return bodies
-            for message in batch:
-                router.parse_message(message["Body"])  # the router accepts it as it is
-                bodies.append(json.loads(message["Body"]))
+        bodies = drain(self.sqs, self.queue_url)
+        for body in bodies:
+            router.parse_message(body)  # the router accepts it as it is
+        return bodies
 
 
 @pytest.fixture

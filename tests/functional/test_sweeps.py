@@ -16,7 +16,7 @@ from journeys import router, sweeps
 from journeys.exceptions import TransientError
 from journeys.settings import Settings, get_settings
 from journeys.store import ContactRecord
-from tests.helpers.aws import REGION
+from tests.helpers.aws import REGION, drain
 from tests.helpers.lambdas import invoke
 
 NOW = datetime(2026, 11, 22, 7, 30, tzinfo=UTC)  # 08:30 in Paris, 07:30 in London
@@ -56,21 +56,11 @@ class World:
     queue_url: str
 
     def drain(self) -> list[dict[str, Any]]:
-        """Every message now on the queue, each checked by the router's parser."""
-        bodies: list[dict[str, Any]] = []
-        while True:
-            batch = self.sqs.receive_message(
-                QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
-            ).get("Messages", [])
-            if not batch:
-                return bodies
-            for message in batch:
-                parsed = router.parse_message(message["Body"])
-                assert isinstance(parsed, router.EnterWorkflowMessage)
-                bodies.append(json.loads(message["Body"]))
-                self.sqs.delete_message(
-                    QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"]
-                )
+        """Every message now on the router's queue, each checked by the router's parser."""
+        bodies = drain(self.sqs, self.queue_url)
+        for body in bodies:
+            assert isinstance(router.parse_message(body), router.EnterWorkflowMessage)
+        return bodies
 
 
 def write_index(path: Path, data: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -131,3 +131,17 @@ def park_on_token(sfn: Any, sqs: Any, name: str, waiting: str, released: str) ->
             return str(execution), str(json.loads(messages[0]["Body"])["token"])
         time.sleep(0.05)
     raise AssertionError("the parked execution never sent its task token")
+
+
+def drain(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
+    """Every message now on the queue, decoded (and removed)."""
+    bodies: list[dict[str, Any]] = []
+    while True:
+        batch = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+        ).get("Messages", [])
+        if not batch:
+            return bodies
+        for message in batch:
+            bodies.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])

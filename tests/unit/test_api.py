@@ -369,53 +369,6 @@ def test_events_too_big_or_in_the_future() -> None:
     assert "occurred_at: 2026-05-04T11:00:00+00:00 is in the future" in caught.value.message
 
 
-# --- Queueing ------------------------------------------------------------------------------
-
-
-def test_chunks_hold_ten_messages_and_256_kib_at_most() -> None:
-    assert [len(c) for c in api.chunks([f"m{i}" for i in range(25)])] == [10, 10, 5]
-    big = ["x" * 100_000, "y" * 100_000, "z" * 100_000, "small"]
-    assert [len(c) for c in api.chunks(big)] == [2, 2]
-    assert [m for chunk in api.chunks(big) for m in chunk] == big
-    assert list(api.chunks([])) == []
-
-
-class FakeSqs:
-    """SendMessageBatch that fails the entries it is told to, call by call."""
-
-    def __init__(self, failures: list[list[dict[str, Any]]]) -> None:
-        self.failures = failures
-        self.calls: list[list[str]] = []
-
-    def send_message_batch(self, **arguments: Any) -> dict[str, Any]:
-        self.calls.append([entry["MessageBody"] for entry in arguments["Entries"]])
-        return {"Failed": self.failures.pop(0) if self.failures else []}
-
-
-def test_failed_entries_are_sent_again() -> None:
-    sqs = FakeSqs([[{"Id": "1", "SenderFault": False, "Code": "InternalError"}]])
-    api.enqueue(sqs, "url", ["a", "b", "c"])
-    assert sqs.calls == [["a", "b", "c"], ["b"]]
-
-
-def test_messages_that_never_go_are_a_503() -> None:
-    always = [{"Id": "0", "SenderFault": False, "Code": "InternalError"}]
-    sqs = FakeSqs([always, always, always])
-    with pytest.raises(ApiError) as caught:
-        api.enqueue(sqs, "url", ["a"])
-    assert caught.value.status == 503
-    assert len(sqs.calls) == 3
-    refused = FakeSqs([[{"Id": "0", "SenderFault": True, "Code": "InvalidMessageContents"}]])
-    with pytest.raises(ApiError):
-        api.enqueue(refused, "url", ["a"])
-    assert len(refused.calls) == 1
-
-
-def test_enqueue_needs_a_queue() -> None:
-    with pytest.raises(RuntimeError, match="EVENTS_QUEUE_URL"):
-        api.enqueue(FakeSqs([]), "", ["a"])
-
-
 # --- Error messages ------------------------------------------------------------------------
 
 

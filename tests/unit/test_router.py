@@ -12,12 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError
 
 from journeys import router
 from journeys.compiler.models import ReEntryAfter
 from journeys.durations import parse_duration
-from journeys.exceptions import TransientError
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -485,68 +483,3 @@ def test_messages_parse() -> None:
 def test_invalid_messages_say_why(body: str, problem: str) -> None:
     with pytest.raises(router.InvalidMessage, match=problem):
         router.parse_message(body)
-
-
-# --- StartExecution errors -----------------------------------------------------------------
-
-
-class FakeStepFunctions:
-    def __init__(self, error: Exception | None = None) -> None:
-        self.error = error
-        self.calls: list[dict[str, Any]] = []
-
-    def start_execution(self, **arguments: Any) -> dict[str, Any]:
-        self.calls.append(arguments)
-        if self.error is not None:
-            raise self.error
-        return {"executionArn": "arn", "startDate": NOW}
-
-
-def client_error(code: str, status: int = 400) -> ClientError:
-    return ClientError(
-        {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}},
-        "StartExecution",
-    )
-
-
-def start(client: FakeStepFunctions) -> str:
-    return router.start_execution(client, "arn:aws:states:us-east-1:1:stateMachine:j-a", "n", "{}")
-
-
-def test_a_start_is_reported() -> None:
-    client = FakeStepFunctions()
-    assert start(client) == "started"
-    assert client.calls == [
-        {
-            "stateMachineArn": "arn:aws:states:us-east-1:1:stateMachine:j-a",
-            "name": "n",
-            "input": "{}",
-        }
-    ]
-
-
-def test_an_existing_execution_is_success() -> None:
-    assert start(FakeStepFunctions(client_error("ExecutionAlreadyExists"))) == "already_started"
-
-
-@pytest.mark.parametrize(
-    "error",
-    [
-        client_error("ThrottlingException"),
-        client_error("ExecutionLimitExceeded"),
-        client_error("ServiceUnavailable", 503),
-        client_error("Whatever", 500),
-        EndpointConnectionError(endpoint_url="https://states.us-east-1.amazonaws.com"),
-    ],
-)
-def test_throttling_and_server_errors_are_transient(error: Exception) -> None:
-    with pytest.raises(TransientError):
-        start(FakeStepFunctions(error))
-
-
-@pytest.mark.parametrize(
-    "code", ["StateMachineDoesNotExist", "InvalidExecutionInput", "InvalidArn"]
-)
-def test_other_refusals_are_permanent(code: str) -> None:
-    with pytest.raises(router.StartFailed, match=code):
-        start(FakeStepFunctions(client_error(code)))

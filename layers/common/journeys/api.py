@@ -29,7 +29,7 @@ import hashlib
 import html
 import json
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
@@ -65,9 +65,10 @@ from pydantic import (
 )
 from pynamodb.exceptions import PutError, UpdateError
 
-from journeys import __version__, stats
+from journeys import __version__, events_queue, stats
 from journeys.compiler.models import PATTERN_HELP, AttributeName, Channel, EventName, Name
 from journeys.contacts import BOUNCED, SUBSCRIBED, UNSUBSCRIBED
+from journeys.exceptions import TransientError
 from journeys.messaging import normalize_address, verify_link
 from journeys.settings import Settings, get_settings
 from journeys.store import ContactRecord, EntryRecord, bind_tables, iso, plain
@@ -81,8 +82,6 @@ MAX_BODY_BYTES = 256 * 1024
 MAX_PROPERTIES_BYTES = 200 * 1024
 MAX_BATCH_EVENTS = 100
 #: SendMessageBatch limits: entries per call and bytes per call.
-SQS_BATCH_ENTRIES = 10
-SQS_BATCH_BYTES = 256 * 1024
 #: How far in the future an event's `occurred_at` may be (client clocks drift).
 CLOCK_SKEW = timedelta(minutes=15)
 #: The event an unsubscribe enqueues; `stop_on_unsubscribe` exits journeys on it.
@@ -490,49 +489,19 @@ def unknown_contacts(contact_ids: Iterable[str]) -> set[str]:
     return wanted - found
 
 
-def chunks(bodies: Sequence[str]) -> Iterator[list[str]]:
-    """SendMessageBatch-sized groups: at most 10 messages and 256 KiB each, in order."""
-    group: list[str] = []
-    size = 0
-    for body in bodies:
-        length = len(body.encode("utf-8"))
-        if group and (len(group) == SQS_BATCH_ENTRIES or size + length > SQS_BATCH_BYTES):
-            yield group
-            group, size = [], 0
-        group.append(body)
-        size += length
-    if group:
-        yield group
-
-
-def enqueue(sqs: Any, queue_url: str, bodies: Sequence[str], attempts: int = 3) -> None:
-    """Send every body, retrying the entries SQS reports as failed; 503 if some never go.
+def enqueue(sqs: Any, queue_url: str, bodies: Sequence[str]) -> None:
+    """Send every body to the router; 503 if some never go.
 
     A 503 may follow a partial send: clients retry with the same event_ids, which the
     router processes once."""
-    if not queue_url:
-        raise RuntimeError("EVENTS_QUEUE_URL is not set: the API cannot enqueue")
-    for group in chunks(bodies):
-        pending = {str(index): body for index, body in enumerate(group)}
-        for _ in range(attempts):
-            response = sqs.send_message_batch(
-                QueueUrl=queue_url,
-                Entries=[{"Id": key, "MessageBody": body} for key, body in pending.items()],
-            )
-            failed = response.get("Failed") or []
-            if not failed:
-                pending = {}
-                break
-            logger.warning("SQS refused messages", extra={"failed": failed})
-            pending = {str(entry["Id"]): pending[str(entry["Id"])] for entry in failed}
-            if any(entry.get("SenderFault") for entry in failed):
-                break
-        if pending:
-            raise ApiError(
-                503,
-                "could not enqueue every message; retry the request (the same event_id is "
-                "processed once)",
-            )
+    try:
+        events_queue.enqueue(sqs, queue_url, bodies)
+    except TransientError:
+        raise ApiError(
+            503,
+            "could not enqueue every message; retry the request (the same event_id is "
+            "processed once)",
+        ) from None
 
 
 def accept_events(

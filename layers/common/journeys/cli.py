@@ -314,6 +314,10 @@ def build_parser() -> argparse.ArgumentParser:
         "it for completion and checking:\n  # yaml-language-server: "
         "$schema=../schema/workflow.schema.json",
     )
+    schema.epilog = (
+        "examples:\n  journeys schema > workflow.schema.json\n  journeys schema --out "
+        "schema/workflow.schema.json --check   # CI: fail if stale"
+    )
     schema.add_argument("--out", metavar="FILE", help="write here instead of standard output")
     schema.add_argument(
         "--check", action="store_true", help="with --out: exit 1 if the file is not current"

@@ -66,10 +66,10 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 from pynamodb.exceptions import UpdateError
 
-from journeys import messaging, stats
+from journeys import events_queue, messaging, stats
 from journeys.contacts import BOUNCED, COMPLAINED, SUBSCRIBED
 from journeys.contacts import UNSUBSCRIBED as UNSUBSCRIBED_STATUS
-from journeys.exceptions import JourneysError, TransientError
+from journeys.exceptions import JourneysError
 from journeys.settings import MissingSetting, Settings
 from journeys.store import ContactRecord, MessageRecordModel, iso
 
@@ -593,15 +593,9 @@ def _enqueue(
             }
         )
     sqs = context.sqs or boto3.client("sqs", region_name=context.settings.region)
-    response = sqs.send_message_batch(
-        QueueUrl=queue_url,
-        Entries=[
-            {"Id": str(index), "MessageBody": json.dumps(message, separators=(",", ":"))}
-            for index, message in enumerate(messages)
-        ],
+    # The ids are deterministic: if some never go, the retried invocation sends the lot
+    # again and the router keeps one of each.
+    events_queue.enqueue(
+        sqs, queue_url, [json.dumps(message, separators=(",", ":")) for message in messages]
     )
-    failed = response.get("Failed") or []
-    if failed:
-        # The ids are deterministic: the retry sends the lot again and the router keeps one.
-        raise TransientError(f"SQS refused {len(failed)} feedback event(s): {failed}")
     return tuple(str(message["event_id"]) for message in messages)

@@ -40,15 +40,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 
+from journeys import events_queue
 from journeys.compiler import models as m
 from journeys.contacts import ContactView
-from journeys.exceptions import TransientError
 from journeys.router import WorkflowIndex, WorkflowSpec, load_index
 from journeys.scheduling import next_occurrence, resolve_zone
 from journeys.settings import Settings
@@ -56,10 +56,8 @@ from journeys.store import ContactRecord
 
 __all__ = [
     "EVENT_ID_MAX",
-    "SQS_BATCH_ENTRIES",
     "date_triggers",
     "due_entries",
-    "enqueue",
     "occurrence_event_id",
     "sweep",
 ]
@@ -68,9 +66,6 @@ log = logging.getLogger(__name__)
 
 #: The router's limit on event ids (`journeys.router.EventId`).
 EVENT_ID_MAX = 512
-#: SQS SendMessageBatch takes at most 10 entries.
-SQS_BATCH_ENTRIES = 10
-_SEND_ATTEMPTS = 3
 _SCANNED = ["contact_id", "attributes", "time_zone"]
 
 
@@ -153,45 +148,6 @@ def due_entries(
     return list(_due(triggers, contacts, now, window))
 
 
-def _chunks(items: Iterable[str], size: int = SQS_BATCH_ENTRIES) -> Iterator[list[str]]:
-    group: list[str] = []
-    for item in items:
-        group.append(item)
-        if len(group) == size:
-            yield group
-            group = []
-    if group:
-        yield group
-
-
-def enqueue(sqs: Any, queue_url: str, bodies: Iterable[str]) -> int:
-    """Send every body in batches of 10, retrying entries SQS reports as failed; how many
-    were sent. Raises `TransientError` if some never go (the invocation is retried; the
-    ids already sent are deduplicated by the router)."""
-    if not queue_url:
-        raise RuntimeError("EVENTS_QUEUE_URL is not set: the sweep cannot enqueue")
-    sent = 0
-    for group in _chunks(bodies):
-        pending = {str(number): body for number, body in enumerate(group)}
-        for _ in range(_SEND_ATTEMPTS):
-            response = sqs.send_message_batch(
-                QueueUrl=queue_url,
-                Entries=[{"Id": key, "MessageBody": body} for key, body in pending.items()],
-            )
-            failed: list[Mapping[str, Any]] = response.get("Failed") or []
-            if not failed:
-                pending = {}
-                break
-            log.warning("SQS refused messages", extra={"failed": failed})
-            pending = {str(entry["Id"]): pending[str(entry["Id"])] for entry in failed}
-            if any(entry.get("SenderFault") for entry in failed):
-                break
-        if pending:
-            raise TransientError(f"could not enqueue {len(pending)} date-trigger message(s)")
-        sent += len(group)
-    return sent
-
-
 def _contacts() -> Iterator[ContactView]:
     """Every contact, by one paginated Scan projected to what date triggers read."""
     for record in ContactRecord.scan(attributes_to_get=_SCANNED):
@@ -223,6 +179,6 @@ def sweep(
         json.dumps(message, separators=(",", ":"))
         for message in _due(triggers, _contacts(), now, window)
     )
-    sent = enqueue(client, settings.events_queue_url, bodies)
+    sent = events_queue.enqueue(client, settings.events_queue_url, bodies)
     log.info("date-trigger sweep", extra={"enqueued": sent, "window_start": _iso(now)})
     return sent
