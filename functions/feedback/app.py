@@ -1,9 +1,10 @@
 """Feedback Lambda: SES events (open, click, bounce, complaint, delivery) arriving through
 the configuration set's SNS topic (`journeys.feedback`).
 
-Each SNS record's `Message` is one SES event record. Opens and clicks are written to the
-message and become router events; hard bounces and complaints suppress the contact's
-email channel. Handling is idempotent per SES event, so SNS redeliveries and the Lambda's
+Each SNS record's `Message` is one SES event record. Deliveries are written to the
+message and counted in the step's statistics; opens and clicks are written to the message
+and become router events; hard bounces and complaints suppress the contact's email
+channel. Handling is idempotent per SES event, so SNS redeliveries and the Lambda's
 own retries of an asynchronous invocation are harmless. A record that cannot be handled
 (malformed, throttled) fails the invocation after the others are done: Lambda retries it
 and then hands it to the function's on-failure destination.
@@ -13,14 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import SNSEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from journeys import feedback
+from journeys import aws, feedback
 from journeys.settings import get_settings
 from journeys.store import bind_tables
 
@@ -29,13 +29,10 @@ tracer = Tracer()
 metrics = Metrics(namespace="Journeys")
 # The service logs why it skipped an event (unknown contact, another address) at INFO.
 copy_config_to_registered_loggers(source_logger=logger, include={feedback.__name__})
-_clients: dict[str, Any] = {}
 
 
 def _sqs(region: str) -> Any:
-    if region not in _clients:
-        _clients[region] = boto3.client("sqs", region_name=region)
-    return _clients[region]
+    return aws.client("sqs", region)
 
 
 @metrics.log_metrics

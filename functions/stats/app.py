@@ -1,9 +1,12 @@
-"""Stats Lambda: counts how journeys end (`journeys.stats.on_execution_end`).
+"""Stats Lambda: counts how journeys end and which states they passed, and marks the
+contact's entry ended (`journeys.stats.on_execution_end`).
 
 EventBridge sends it the "Step Functions Execution Status Change" events of the journeys'
-state machines (SUCCEEDED, FAILED, TIMED_OUT, ABORTED; see template.yaml). Each end is
-counted once, even when EventBridge delivers an event twice or Lambda retries it: the
-counters change in one transaction with a marker item of the execution.
+state machines (SUCCEEDED, FAILED, TIMED_OUT, ABORTED; see template.yaml). It reads the
+execution's history first, then counts in transactions with marker items of the
+execution, so an event EventBridge delivers twice, or one Lambda retries after a
+throttled history read, counts once. A raised error (throttling) fails the invocation:
+Lambda's asynchronous retries finish the work.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from journeys import stats
@@ -19,6 +23,8 @@ from journeys.store import bind_tables
 
 logger = Logger()
 tracer = Tracer()
+# The service warns when a history cannot be read or an entry has no contact.
+copy_config_to_registered_loggers(source_logger=logger, include={stats.__name__})
 
 
 @logger.inject_lambda_context(log_event=False)

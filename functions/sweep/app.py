@@ -12,25 +12,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from journeys import sweeps
+from journeys import aws, clock, sweeps
 from journeys.settings import get_settings
 from journeys.store import bind_tables
 
 logger = Logger()
 tracer = Tracer()
 copy_config_to_registered_loggers(source_logger=logger, include={sweeps.__name__})
-_clients: dict[str, Any] = {}
 
 
 def _sqs(region: str) -> Any:
-    if region not in _clients:
-        _clients[region] = boto3.client("sqs", region_name=region)
-    return _clients[region]
+    return aws.client("sqs", region)
 
 
 def _scheduled_time(event: Any) -> datetime:
@@ -44,7 +40,7 @@ def _scheduled_time(event: Any) -> datetime:
             moment = None
         if moment is not None and moment.tzinfo is not None:
             return moment.astimezone(UTC)
-    return datetime.now(UTC)
+    return clock.now()
 
 
 @logger.inject_lambda_context(log_event=True)

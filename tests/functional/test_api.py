@@ -15,6 +15,7 @@ import boto3
 import pytest
 
 from journeys import api as journeys_api
+from journeys import contact_updates
 from journeys.messaging import sign_link
 from journeys.settings import get_settings
 from journeys.store import ContactRecord, EntryRecord, parse_iso, plain
@@ -499,7 +500,7 @@ def test_a_write_that_lost_a_race_is_planned_again(
     ada: None, queue: Queue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN another request changes Ada between our read and our write
-    real = journeys_api.find_contact
+    real = contact_updates.find_contact
     stale = real("ada")
     interleaved: list[str] = []
 
@@ -515,7 +516,7 @@ def test_a_write_that_lost_a_race_is_planned_again(
             return stale
         return real(contact_id)
 
-    monkeypatch.setattr(journeys_api, "find_contact", find)
+    monkeypatch.setattr(contact_updates, "find_contact", find)
     # WHEN we add the same tag
     reply = call("PUT", "/v1/contacts/ada", {"tags": {"add": ["customer"]}})
     # THEN the conditional write fails, the plan is redone, and nobody counts it twice

@@ -14,7 +14,7 @@ import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 
-from journeys import feedback, messaging, router, steps
+from journeys import feedback, messaging, router, stats, steps
 from journeys.exceptions import TransientError
 from journeys.settings import Settings, get_settings
 from journeys.store import ContactRecord, MessageRecordModel, iso
@@ -82,10 +82,13 @@ def send(world: World, at: datetime = SENT_AT) -> str:
     return str(result["message_id"])
 
 
-def ses_record(event_type: str, message_id: str, **detail: Any) -> dict[str, Any]:
+def ses_record(
+    event_type: str, message_id: str, contact_id: str = "c-1", address: str = ADA, **detail: Any
+) -> dict[str, Any]:
     """The event record SES publishes about a message the send function sent: its tags
     come back as lists, next to SES's own."""
-    tags = {name: [value] for name, value in messaging.message_tags(send_request()).items()}
+    request = send_request(contact_id=contact_id)
+    tags = {name: [value] for name, value in messaging.message_tags(request).items()}
     return {
         "eventType": event_type,
         "mail": {
@@ -93,12 +96,24 @@ def ses_record(event_type: str, message_id: str, **detail: Any) -> dict[str, Any
             "source": SENDER,
             "sendingAccountId": ACCOUNT,
             "messageId": message_id,
-            "destination": [ADA],
+            "destination": [address],
             "headersTruncated": False,
-            "commonHeaders": {"from": [SENDER], "to": [ADA], "subject": "Your cart"},
+            "commonHeaders": {"from": [SENDER], "to": [address], "subject": "Your cart"},
             "tags": {"ses:configuration-set": ["journeys-test"], **tags},
         },
         **detail,
+    }
+
+
+def delivered(address: str = ADA) -> dict[str, Any]:
+    return {
+        "delivery": {
+            "timestamp": iso(SENT_AT + timedelta(seconds=2)),
+            "processingTimeMillis": 1042,
+            "recipients": [address],
+            "smtpResponse": "250 2.6.0 Message received",
+            "reportingMTA": "a8-70.smtp-out.amazonses.com",
+        }
     }
 
 
@@ -371,7 +386,80 @@ def test_the_lambda_handles_every_record_and_fails_on_a_malformed_one(world: Wor
     delivery = ses_record("Delivery", message_id, delivery={"recipients": [ADA]})
     outcomes = invoke("feedback", sns_event(delivery, good))
     assert [(o["action"], o["reason"]) for o in outcomes] == [
-        ("ignored", "event-type-not-handled"),  # deliveries are counted, not stored
+        ("delivered", ""),  # recorded and counted, not enqueued
         ("duplicate", "already-opened"),
     ]
     assert world.drain() == []
+
+
+def test_a_delivery_is_recorded_and_counted_once(world: World) -> None:
+    message_id = send(world)
+    record = ses_record("Delivery", message_id, **delivered())
+    # WHEN SNS delivers the notification twice
+    first = feedback.handle(record, world.settings, now=LATER, sqs=world.sqs)
+    again = feedback.handle(record, world.settings, now=LATER, sqs=world.sqs)
+    # THEN the message records SES's delivery time, the step counts one, the router hears
+    # nothing
+    assert (first.action, again.action, again.reason) == (
+        "delivered",
+        "duplicate",
+        "already-delivered",
+    )
+    assert message(message_id).delivered_at == iso(SENT_AT + timedelta(seconds=2))
+    assert stats.read("cart-abandonment").steps["cart-email"].delivered == 1
+    assert world.drain() == []
+
+
+def test_feedback_counts_every_step_metric_once_and_the_rates_follow(world: World) -> None:
+    # GIVEN the cart reminder sent to Ada, and to Bob whose address bounces
+    bob = "bob@example.com"
+    ContactRecord("c-2", channels={"email": {"address": bob, "status": "subscribed"}}).save()
+    to_ada = send(world)
+    result = steps.send(send_request(contact_id="c-2"), world.settings, now=SENT_AT)
+    assert result["status"] == "sent", result
+    to_bob = str(result["message_id"])
+    at = SENT_AT + timedelta(minutes=5)
+    cart, shoes = "https://shop.example.com/cart", "https://shop.example.com/p/red-shoes"
+    notifications = [
+        ses_record("Delivery", to_ada, **delivered()),
+        ses_record("Open", to_ada, **opened(at)),
+        ses_record("Click", to_ada, **clicked(cart, at)),
+        ses_record("Click", to_ada, **clicked(shoes, at)),  # a second link: not a second click
+        ses_record("Complaint", to_ada, **complained()),
+        ses_record("Bounce", to_bob, contact_id="c-2", address=bob, **bounced(address=bob)),
+    ]
+    # WHEN SES publishes them through SNS to the Lambda
+    outcomes = invoke("feedback", sns_event(*notifications))
+    assert [o["action"] for o in outcomes] == [
+        "delivered",
+        "opened",
+        "clicked",
+        "clicked",
+        "complained",
+        "bounced",
+    ]
+    # THEN the step counts each once, and the rates use their denominators
+    read = stats.read("cart-abandonment")
+    step = read.steps["cart-email"]
+    assert step.model_dump() == {
+        "sent": 2,
+        "skipped": 0,
+        "delivered": 1,
+        "opened": 1,
+        "clicked": 1,
+        "bounced": 1,
+        "complained": 1,
+        "unsubscribed": 1,  # the complaint unsubscribed Ada
+        "delivery_rate": 0.5,  # over sent
+        "bounce_rate": 0.5,  # over sent
+        "open_rate": 1.0,  # over delivered
+        "click_rate": 1.0,
+        "complaint_rate": 1.0,
+        "engagement_denominator": "delivered",
+    }
+    assert read.totals.unsubscribed == 1
+    # AND SNS redelivering every notification changes nothing
+    again = invoke("feedback", sns_event(*notifications))
+    assert {o["action"] for o in again} == {"duplicate"}
+    assert stats.read("cart-abandonment") == read
+    world.drain()

@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from journeys.local.engine import runnable_on_moto as moto_runnable  # noqa: F401  (for tests)
+
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -61,6 +63,26 @@ def create_tables(dynamodb: Any, template: dict[str, Any], stage: str = "test") 
         dynamodb.create_table(TableName=table_name, **arguments)
         names[logical_id] = table_name
     return names
+
+
+def create_buckets(s3: Any, template: dict[str, Any], stage: str = "test") -> dict[str, str]:
+    """Create every S3 bucket of the template (CloudFormation names them; here
+    journeys-<logical id>-<stage>); return logical id -> bucket name."""
+    names = {}
+    for logical_id in resources_of_type(template, "AWS::S3::Bucket"):
+        name = f"journeys-{logical_id.lower()}-{stage}"
+        s3.create_bucket(Bucket=name)
+        names[logical_id] = name
+    return names
+
+
+def state_machine_definition(
+    template: dict[str, Any], logical_id: str, values: dict[str, str]
+) -> dict[str, Any]:
+    """An inline `Definition` of the template with its DefinitionSubstitutions filled."""
+    definition = template["Resources"][logical_id]["Properties"]["Definition"]
+    filled: dict[str, Any] = json.loads(fill_substitutions(json.dumps(definition), values))
+    return filled
 
 
 def create_queues(sqs: Any, template: dict[str, Any]) -> dict[str, str]:

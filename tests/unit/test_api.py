@@ -12,16 +12,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from journeys import api
-from journeys.api import (
-    ApiError,
-    ChannelIn,
-    ContactChanges,
-    ContactPlan,
-    ContactUpsert,
-    EventBatch,
-    EventIn,
-)
+from journeys import api, contact_updates
+from journeys.api import ApiError, EventBatch, EventIn
+from journeys.contact_updates import ChannelIn, ContactChanges, ContactPlan, ContactUpsert
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
@@ -58,6 +51,8 @@ def test_the_document_names_every_route_and_only_unsubscribe_is_public() -> None
         ("GET", "/v1/contacts/{contact_id}/journeys"),
         ("GET", "/v1/workflows"),
         ("GET", "/v1/workflows/{workflow_id}/stats"),
+        ("POST", "/v1/imports"),
+        ("GET", "/v1/imports/{import_id}"),
         ("GET", "/v1/unsubscribe"),
         ("POST", "/v1/unsubscribe"),
     }
@@ -161,11 +156,11 @@ def test_time_zones_are_iana_names_with_a_suggestion() -> None:
 
 
 def state(**parts: Any) -> dict[str, Any]:
-    return api.empty_state() | parts
+    return contact_updates.empty_state() | parts
 
 
 def plan(current: dict[str, Any], **change: Any) -> ContactPlan:
-    return api.plan_upsert(current, ContactUpsert.model_validate(change), NOW_ISO)
+    return contact_updates.plan_upsert(current, ContactUpsert.model_validate(change), NOW_ISO)
 
 
 def test_attributes_merge_and_null_removes() -> None:
@@ -252,7 +247,7 @@ def test_repeating_a_change_plans_nothing() -> None:
         "lists": {"subscribe": ["w"]},
     }
     first = plan(state(), **change)
-    after = api.apply_plan(state(), first)
+    after = contact_updates.apply_plan(state(), first)
     assert after["attributes"] == {"plan": "pro"}
     assert after["tags"] == {"vip": NOW_ISO}
     assert not plan(after, **change).writes
@@ -265,7 +260,7 @@ def test_apply_plan_builds_a_new_contact() -> None:
         channels={"email": {"address": "a@b.co"}},
         time_zone="UTC",
     )
-    assert api.apply_plan(state(), result) == {
+    assert contact_updates.apply_plan(state(), result) == {
         "attributes": {"a": 1},
         "tags": {},
         "lists": {},
@@ -284,7 +279,7 @@ def test_contact_changed_has_the_router_contract() -> None:
         lists_joined=("weekly",),
         attributes_changed={"plan": {"old": "free", "new": "pro"}},
     )
-    [message] = api.change_messages(
+    [message] = contact_updates.change_messages(
         "ada", changes, previous_version="v1", now_iso=NOW_ISO, source="api"
     )
     assert message == {
@@ -305,7 +300,7 @@ def test_event_ids_are_deterministic_per_change() -> None:
     changes = ContactChanges(tags_added=("vip",))
 
     def event_id(version: str | None, contact: str = "ada", at: str = NOW_ISO) -> str:
-        [message] = api.change_messages(
+        [message] = contact_updates.change_messages(
             contact, changes, previous_version=version, now_iso=at, source="api"
         )
         return str(message["event_id"])
@@ -316,7 +311,7 @@ def test_event_ids_are_deterministic_per_change() -> None:
 
 def test_no_message_when_no_trigger_can_fire() -> None:
     assert (
-        api.change_messages(
+        contact_updates.change_messages(
             "ada", ContactChanges(), previous_version=None, now_iso=NOW_ISO, source="api"
         )
         == []
@@ -324,7 +319,7 @@ def test_no_message_when_no_trigger_can_fire() -> None:
 
 
 def test_an_email_unsubscribe_is_an_unsubscribed_event() -> None:
-    [message] = api.change_messages(
+    [message] = contact_updates.change_messages(
         "ada",
         ContactChanges(email_unsubscribed=True),
         previous_version="v1",

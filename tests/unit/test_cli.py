@@ -95,3 +95,43 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
             main([command, "--help"])
         assert stopped.value.code == 0
         assert "examples:" in capsys.readouterr().out
+
+
+def test_segments_beside_the_workflows_are_checked_and_compiled_into_the_index(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_workflow(tmp_path / "wf", GOOD.replace("{event: signed_up}", "{segment_entered: d-30}"))
+    segments = tmp_path / "wf" / "segments"
+    segments.mkdir()
+    (segments / "d-30.yaml").write_text("id: d-30\nrule: {inactive_fr: 30 days}\n")
+    out = tmp_path / "out"
+    assert main(["validate", str(tmp_path / "wf")]) == 1
+    err = capsys.readouterr().err
+    assert f"{segments}/d-30.yaml:2:1: error: this rule has none of the keys" in err
+    assert 'Did you mean "inactive_for"?' in err
+    assert main(["compile", str(tmp_path / "wf"), "--out", str(out)]) == 1
+
+    (segments / "d-30.yaml").write_text("id: d-30\nrule: {inactive_for: 30 days}\n")
+    assert main(["validate", str(tmp_path / "wf")]) == 0
+    assert "✓ 1 workflow(s) valid" in capsys.readouterr().out
+    assert main(["compile", str(tmp_path / "wf"), "--out", str(out)]) == 0
+    index = json.loads((out / "index.json").read_text())
+    assert index["segments"] == {"d-30": {"rule": {"inactive_for": "30 days"}}}
+    assert main(["compile", str(tmp_path / "wf"), "--out", str(out), "--check"]) == 0
+    (segments / "d-30.yaml").write_text("id: d-30\nrule: {inactive_for: 31 days}\n")
+    assert main(["compile", str(tmp_path / "wf"), "--out", str(out), "--check"]) == 1
+    assert "index.json differs" in capsys.readouterr().err
+
+
+def test_a_segment_file_named_on_its_own_is_checked_as_a_segment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    segments = tmp_path / "segments"
+    segments.mkdir()
+    (segments / "fans.yaml").write_text("id: fans\nrule: {clicked: welcome}\n")
+    (segments / "vip.yaml").write_text("id: vip\nrule: {tag: vip}\n")
+    assert main(["validate", str(segments / "vip.yaml")]) == 0
+    assert main(["validate", str(segments)]) == 1
+    err = capsys.readouterr().err
+    assert f'{segments}/fans.yaml:2:1: error: "clicked" asks about a message' in err
+    assert "✗ 1 error(s)" in err

@@ -228,7 +228,6 @@ def test_event_ids_are_deterministic_and_one_per_link() -> None:
 @pytest.mark.parametrize(
     ("record", "reason"),
     [
-        (DELIVERY, "event-type-not-handled"),
         ({"eventType": "Send", "mail": mail(), "send": {}}, "event-type-not-handled"),
         (
             {"eventType": "Reject", "mail": mail(), "reject": {"reason": "Bad content"}},

@@ -9,7 +9,14 @@ import pytest
 
 from journeys import router
 from journeys.contacts import ContactView
-from journeys.sweeps import EVENT_ID_MAX, due_entries, occurrence_event_id
+from journeys.sweeps import (
+    EVENT_ID_MAX,
+    Activity,
+    due_entries,
+    inactive_entries,
+    inactivity_event_id,
+    occurrence_event_id,
+)
 
 HOUR = timedelta(hours=1)
 
@@ -190,3 +197,69 @@ def test_now_must_be_aware_and_the_window_positive() -> None:
         due_entries(index(BIRTHDAY), [], datetime(2026, 11, 22), HOUR)
     with pytest.raises(ValueError, match="positive"):
         due_entries(index(BIRTHDAY), [], datetime(2026, 11, 22, tzinfo=UTC), timedelta(0))
+
+
+# --- Inactivity triggers -------------------------------------------------------------------
+
+IDLE_30 = {"key": "inactive_for:30 days", "inactive_for": "30 days"}
+IDLE_WEEK = {"key": "inactive_for:1 week", "inactive_for": "1 week"}
+NOON = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+LAST_SEEN = "2026-10-23T11:40:00.000000Z"  # 30 days before 11:40
+
+
+def idle_index(*triggers: dict[str, Any]) -> Any:
+    workflows = {"win-back": {"name": "Win back", "triggers": list(triggers)}}
+    return router.parse_index({"workflows": workflows})
+
+
+def test_inactivity_fires_in_the_hour_it_is_reached() -> None:
+    entries = inactive_entries(idle_index(IDLE_30), [Activity("c-1", LAST_SEEN)], NOON, HOUR)
+    assert entries == [
+        {
+            "type": "enter_workflow",
+            "workflow_id": "win-back",
+            "contact_id": "c-1",
+            "event_id": f"inactive:win-back:inactive_for:30 days:{LAST_SEEN}",
+            "occurred_at": "2026-11-22T11:40:00Z",
+            "source": {"trigger": "inactive_for:30 days", "occurrence": "2026-11-22T11:40:00Z"},
+        }
+    ]
+    message = router.parse_message(entries[0])
+    assert isinstance(message, router.EnterWorkflowMessage)
+    [matched] = router.match(message, idle_index(IDLE_30), NOON)
+    assert matched.key == "inactive_for:30 days"  # what started_by and the journey see
+
+
+@pytest.mark.parametrize(
+    ("now", "fires"),
+    [
+        (datetime(2026, 11, 22, 11, 39, 59, tzinfo=UTC), False),  # not yet: never early
+        (datetime(2026, 11, 22, 11, 40, tzinfo=UTC), True),  # the window's end is inclusive
+        (datetime(2026, 11, 22, 12, 39, 59, tzinfo=UTC), True),
+        (datetime(2026, 11, 22, 12, 40, tzinfo=UTC), False),  # the last hour's run had it
+    ],
+)
+def test_each_period_falls_in_exactly_one_hourly_window(now: datetime, fires: bool) -> None:
+    entries = inactive_entries(idle_index(IDLE_30), [Activity("c-1", LAST_SEEN)], now, HOUR)
+    assert len(entries) == int(fires)
+
+
+def test_inactivity_counts_from_creation_for_contacts_who_never_did_anything() -> None:
+    contacts = [
+        Activity("never", created_at=LAST_SEEN),
+        Activity("active", "2026-11-22T09:00:00Z", created_at=LAST_SEEN),
+        Activity("unknown"),
+        Activity("garbled", "yesterday"),
+    ]
+    entries = inactive_entries(idle_index(IDLE_30, IDLE_WEEK), contacts, NOON, HOUR)
+    assert [(e["contact_id"], e["source"]["trigger"]) for e in entries] == [
+        ("never", "inactive_for:30 days")
+    ]
+
+
+def test_inactivity_event_ids_stay_within_the_routers_limit() -> None:
+    long = inactivity_event_id("w" * 300, "inactive_for:30 days", "x" * 300)
+    assert long.startswith("inactive:") and len(long) <= EVENT_ID_MAX
+    assert long != inactivity_event_id("w" * 300, "inactive_for:30 days", "y" * 300)
+    with pytest.raises(ValueError, match="aware"):
+        inactive_entries(idle_index(IDLE_30), [], datetime(2026, 11, 22), HOUR)

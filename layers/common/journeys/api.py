@@ -1,4 +1,5 @@
-"""The public HTTP API: event intake, contacts, workflows, journeys and unsubscribe links.
+"""The public HTTP API: event intake, contacts, workflows, journeys, CSV imports and
+unsubscribe links.
 
 A Powertools `APIGatewayRestResolver` with validation on: request and response bodies are
 the pydantic models below, whose JSON Schema makes the OpenAPI document (served at
@@ -10,6 +11,9 @@ field is wrong and why, and nothing is written or enqueued for a rejected reques
 - Contact upserts merge into the contact item the state machines also update, so they
   change only the nested keys the request names, and enqueue one `contact_changed`
   message when a trigger could fire (tags, lists, attributes).
+- Contact changes themselves live in `journeys.contact_updates` (the CSV import shares
+  them); contact files are checked and imported by `journeys.imports`: a file with any
+  problem is refused whole (400, every problem with its line and column).
 - Unsubscribe links are signed (`journeys.messaging.sign_link`): GET only shows a page
   (link scanners prefetch GETs), POST unsubscribes (the page's button, and RFC 8058
   one-click from the mailbox).
@@ -24,19 +28,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import difflib
-import hashlib
 import html
 import json
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import cache, lru_cache
 from pathlib import Path as FilePath
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, cast
 from urllib.parse import unquote
-from zoneinfo import available_timezones
 
 import boto3
 from aws_lambda_powertools import Logger
@@ -63,15 +63,33 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pynamodb.exceptions import PutError, UpdateError
 
-from journeys import __version__, events_queue, stats
-from journeys.compiler.models import PATTERN_HELP, AttributeName, Channel, EventName, Name
-from journeys.contacts import BOUNCED, SUBSCRIBED, UNSUBSCRIBED
-from journeys.exceptions import TransientError
-from journeys.messaging import normalize_address, verify_link
+from journeys import __version__, clock, events_queue, imports, stats
+from journeys.compiler.models import PATTERN_HELP, EventName
+from journeys.contact_updates import (
+    CONTACT_ID_HELP,
+    CONTACT_ID_PATTERN,
+    ChannelIn,
+    ContactId,
+    ContactUpsert,
+    RequestModel,
+    encode,
+    find_contact,
+    finite_json,
+    record_state,
+    upsert_contact,
+)
+from journeys.contacts import SUBSCRIBED
+from journeys.exceptions import (
+    ContactTooLarge,
+    ContactWriteConflict,
+    ImportTooLarge,
+    InvalidImportFile,
+    TransientError,
+)
+from journeys.messaging import verify_link
 from journeys.settings import Settings, get_settings
-from journeys.store import ContactRecord, EntryRecord, bind_tables, iso, plain
+from journeys.store import ContactRecord, EntryRecord, bind_tables, iso
 
 logger = Logger(child=True)
 
@@ -84,50 +102,19 @@ MAX_BATCH_EVENTS = 100
 #: SendMessageBatch limits: entries per call and bytes per call.
 #: How far in the future an event's `occurred_at` may be (client clocks drift).
 CLOCK_SKEW = timedelta(minutes=15)
-#: The event an unsubscribe enqueues; `stop_on_unsubscribe` exits journeys on it.
-UNSUBSCRIBED_EVENT = "unsubscribed"
-#: Attempts at a contact write that lost a race with another API write.
-WRITE_ATTEMPTS = 4
-#: The contact's top-level maps the state machines update by nested key.
-CONTACT_MAPS = ("attributes", "tags", "lists", "segments", "channels")
 
-_CONTACT_ID_PATTERN = r"^[^\s/\x00-\x1f\x7f]{1,256}$"
 _EVENT_ID_PATTERN = r"^[!-~]{1,128}$"
 _HELP: dict[str, str] = {
     **PATTERN_HELP,
-    _CONTACT_ID_PATTERN: "contact ids are 1 to 256 characters without spaces, control "
-    "characters or /",
+    CONTACT_ID_PATTERN: CONTACT_ID_HELP,
     _EVENT_ID_PATTERN: "event ids are 1 to 128 printable ASCII characters without spaces "
     "(e.g. a UUID)",
 }
 
-ContactId = Annotated[
-    str,
-    Field(
-        pattern=_CONTACT_ID_PATTERN,
-        description="Your id for the contact (no spaces or /), e.g. a user id.",
-        examples=["user-42"],
-    ),
-]
-
 # --- Request and response bodies ----------------------------------------------------------
 
 
-class _Body(BaseModel):
-    # Unknown fields are errors: a typo ("occured_at") must not be silently dropped.
-    model_config = ConfigDict(extra="forbid")
-
-
-def _finite_json(value: Any, what: str) -> Any:
-    """Reject NaN and Infinity (Python's JSON parser accepts them, DynamoDB does not)."""
-    try:
-        json.dumps(value, allow_nan=False)
-    except ValueError:
-        raise ValueError(f"{what} must be JSON: NaN and Infinity are not numbers") from None
-    return value
-
-
-class EventIn(_Body):
+class EventIn(RequestModel):
     """Something a contact did, as your app reports it."""
 
     event_id: str = Field(
@@ -151,11 +138,11 @@ class EventIn(_Body):
     )
 
     _check_properties = field_validator("properties")(
-        classmethod(lambda cls, value: _finite_json(value, "properties"))
+        classmethod(lambda cls, value: finite_json(value, "properties"))
     )
 
 
-class EventBatch(_Body):
+class EventBatch(RequestModel):
     events: list[EventIn] = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
 
     @model_validator(mode="after")
@@ -173,107 +160,6 @@ class EventBatch(_Body):
 
 class Accepted(BaseModel):
     accepted: list[str] = Field(description="The event_ids enqueued, in request order.")
-
-
-class ChannelIn(_Body):
-    address: str | None = Field(
-        None,
-        min_length=1,
-        max_length=2048,
-        description="Email address, E.164 phone number (sms, whatsapp), device token or "
-        "SNS endpoint ARN (push), subscription or user id (web_push, in_app, on_site).",
-    )
-    status: Literal["subscribed", "unsubscribed"] | None = Field(
-        None,
-        description="Consent. Left out: unchanged (new channels start subscribed).",
-    )
-
-
-class TagChanges(_Body):
-    add: list[Name] = Field(default_factory=list, max_length=100)
-    remove: list[Name] = Field(default_factory=list, max_length=100)
-
-    @model_validator(mode="after")
-    def _disjoint(self) -> TagChanges:
-        both = sorted(set(self.add) & set(self.remove))
-        if both:
-            raise ValueError(f"tags both added and removed: {', '.join(both)}")
-        return self
-
-
-class ListChanges(_Body):
-    subscribe: list[Name] = Field(default_factory=list, max_length=100)
-    unsubscribe: list[Name] = Field(default_factory=list, max_length=100)
-
-    @model_validator(mode="after")
-    def _disjoint(self) -> ListChanges:
-        both = sorted(set(self.subscribe) & set(self.unsubscribe))
-        if both:
-            raise ValueError(f"lists both subscribed and unsubscribed: {', '.join(both)}")
-        return self
-
-
-@cache
-def _time_zones() -> frozenset[str]:
-    """IANA zone names, without the host's aliases ("localtime") and placeholders."""
-    return frozenset(available_timezones()) - {"localtime", "Factory", "posixrules"}
-
-
-class ContactUpsert(_Body):
-    """Changes to a contact; everything left out stays as it is."""
-
-    attributes: dict[AttributeName, Any] = Field(
-        default_factory=dict,
-        description="Merged into the contact's attributes; null removes one.",
-        examples=[{"first_name": "Ada", "plan": "pro", "cart_items": 2}],
-    )
-    tags: TagChanges = Field(default_factory=TagChanges)
-    lists: ListChanges = Field(default_factory=ListChanges)
-    channels: dict[Channel, ChannelIn] = Field(
-        default_factory=dict,
-        description="Addresses and consent per channel.",
-        examples=[{"email": {"address": "ada@example.com", "status": "subscribed"}}],
-    )
-    time_zone: str | None = Field(
-        None,
-        description="IANA time zone (quiet hours, sending windows, dates); null clears it.",
-        examples=["Europe/London"],
-    )
-
-    _check_attributes = field_validator("attributes")(
-        classmethod(lambda cls, value: _finite_json(value, "attributes"))
-    )
-
-    @field_validator("channels")
-    @classmethod
-    def _addresses(cls, channels: dict[Channel, ChannelIn]) -> dict[Channel, ChannelIn]:
-        checked: dict[Channel, ChannelIn] = {}
-        for name, change in channels.items():
-            if change.address is not None:
-                address = normalize_address(name, change.address)
-                if address is None:
-                    expected = (
-                        "local@domain.tld"
-                        if name == "email"
-                        else "an E.164 phone number like +447700900123"
-                        if name in ("sms", "whatsapp")
-                        else "a non-blank address"
-                    )
-                    raise ValueError(f"{name} address {change.address!r} is not {expected}")
-                change = change.model_copy(update={"address": address})
-            checked[name] = change
-        return checked
-
-    @field_validator("time_zone")
-    @classmethod
-    def _zone(cls, value: str | None) -> str | None:
-        if value is not None and value not in _time_zones():
-            close = difflib.get_close_matches(value, sorted(_time_zones()), n=1)
-            hint = f' Did you mean "{close[0]}"?' if close else ""
-            raise ValueError(
-                f"unknown time zone {value!r}; use an IANA name like Europe/Paris.{hint}"
-            )
-        return value
 
 
 class ChannelOut(BaseModel):
@@ -432,11 +318,6 @@ def runtime() -> Settings:
 # --- Intake ---------------------------------------------------------------------------------
 
 
-def encode(message: Mapping[str, Any]) -> str:
-    """A queue message body: compact JSON, ASCII only (always a valid SQS body)."""
-    return json.dumps(message, separators=(",", ":"), allow_nan=False)
-
-
 def event_message(event: EventIn, now: datetime) -> dict[str, Any]:
     """The router's message for one event (`occurred_at` in the store's UTC format)."""
     return {
@@ -533,209 +414,7 @@ def accept_events(
     return [event.event_id for event in events]
 
 
-# --- Contacts: planning a change (pure) ---------------------------------------------------
-
-PathParts = tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class ContactChanges:
-    """What changed that the router or journeys care about."""
-
-    tags_added: tuple[str, ...] = ()
-    tags_removed: tuple[str, ...] = ()
-    lists_joined: tuple[str, ...] = ()
-    attributes_changed: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    #: The email channel went from another status to unsubscribed.
-    email_unsubscribed: bool = False
-
-    @property
-    def triggers(self) -> bool:
-        """Whether a trigger could fire (tag, list or attribute triggers)."""
-        return bool(
-            self.tags_added or self.tags_removed or self.lists_joined or self.attributes_changed
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class ContactPlan:
-    """The nested keys to set and remove, and what that changes."""
-
-    sets: tuple[tuple[PathParts, Any], ...] = ()
-    removes: tuple[PathParts, ...] = ()
-    changes: ContactChanges = field(default_factory=ContactChanges)
-
-    @property
-    def writes(self) -> bool:
-        return bool(self.sets or self.removes)
-
-
-def _same(old: Any, new: Any) -> bool:
-    """Equal as stored values: 1 == 1.0, but True is not 1."""
-    if isinstance(old, bool) or isinstance(new, bool):
-        return type(old) is type(new) and old == new
-    if isinstance(old, int | float) and isinstance(new, int | float):
-        return old == new
-    if isinstance(old, dict) and isinstance(new, dict):
-        return old.keys() == new.keys() and all(_same(old[k], new[k]) for k in old)
-    if isinstance(old, list) and isinstance(new, list):
-        return len(old) == len(new) and all(_same(a, b) for a, b in zip(old, new, strict=True))
-    return type(old) is type(new) and bool(old == new)
-
-
-def _unique(names: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(names))
-
-
-def empty_state() -> dict[str, Any]:
-    return {name: {} for name in CONTACT_MAPS} | {"time_zone": None}
-
-
-def plan_upsert(state: Mapping[str, Any], request: ContactUpsert, now_iso: str) -> ContactPlan:
-    """What `request` changes on a contact now in `state` (plain values, as
-    `record_state` gives). Only what differs is written, so a repeated request is a no-op."""
-    sets: list[tuple[PathParts, Any]] = []
-    removes: list[PathParts] = []
-
-    attributes: Mapping[str, Any] = state.get("attributes") or {}
-    changed: dict[str, dict[str, Any]] = {}
-    for name, value in request.attributes.items():
-        old = attributes.get(name)
-        if value is None:
-            if name in attributes:
-                removes.append(("attributes", name))
-                if old is not None:
-                    changed[name] = {"old": old, "new": None}
-        elif name not in attributes or not _same(old, value):
-            sets.append((("attributes", name), value))
-            changed[name] = {"old": old, "new": value}
-
-    tags: Mapping[str, Any] = state.get("tags") or {}
-    added = [tag for tag in _unique(request.tags.add) if tag not in tags]
-    removed = [tag for tag in _unique(request.tags.remove) if tag in tags]
-    sets += [(("tags", tag), now_iso) for tag in added]
-    removes += [("tags", tag) for tag in removed]
-
-    lists: Mapping[str, Any] = state.get("lists") or {}
-    joined = [name for name in _unique(request.lists.subscribe) if lists.get(name) != SUBSCRIBED]
-    left = [name for name in _unique(request.lists.unsubscribe) if lists.get(name) != UNSUBSCRIBED]
-    sets += [(("lists", name), SUBSCRIBED) for name in joined]
-    sets += [(("lists", name), UNSUBSCRIBED) for name in left]
-
-    channels: Mapping[str, Any] = state.get("channels") or {}
-    email_unsubscribed = False
-    for channel, change in request.channels.items():
-        existing = channels.get(channel)
-        if not isinstance(existing, Mapping):
-            created: dict[str, Any] = {"status": change.status or SUBSCRIBED}
-            if change.address is not None:
-                created["address"] = change.address
-            sets.append((("channels", channel), created))
-            continue
-        old_status = existing.get("status", SUBSCRIBED)
-        status: str | None = change.status
-        if change.address is not None and change.address != existing.get("address"):
-            sets.append((("channels", channel, "address"), change.address))
-            if status is None and old_status == BOUNCED:
-                status = SUBSCRIBED  # the bounce was the old address's
-        if status is not None and status != old_status:
-            sets.append((("channels", channel, "status"), status))
-            email_unsubscribed |= channel == "email" and status == UNSUBSCRIBED
-
-    if "time_zone" in request.model_fields_set and request.time_zone != state.get("time_zone"):
-        if request.time_zone is None:
-            removes.append(("time_zone",))
-        else:
-            sets.append((("time_zone",), request.time_zone))
-
-    return ContactPlan(
-        sets=tuple(sets),
-        removes=tuple(removes),
-        changes=ContactChanges(
-            tags_added=tuple(added),
-            tags_removed=tuple(removed),
-            lists_joined=tuple(joined),
-            attributes_changed=changed,
-            email_unsubscribed=email_unsubscribed,
-        ),
-    )
-
-
-def apply_plan(state: Mapping[str, Any], plan: ContactPlan) -> dict[str, Any]:
-    """`state` with the plan applied (how a new contact's item is built)."""
-    result: dict[str, Any] = json.loads(json.dumps(state))
-    for parts, value in plan.sets:
-        node = result
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    for parts in plan.removes:
-        node = result
-        for part in parts[:-1]:
-            node = node.get(part, {})
-        node.pop(parts[-1], None)
-    return result
-
-
-def _digest(*parts: Any) -> str:
-    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:40]
-
-
-def change_messages(
-    contact_id: str,
-    changes: ContactChanges,
-    *,
-    previous_version: str | None,
-    now_iso: str,
-    source: str,
-    workflow_id: str | None = None,
-) -> list[dict[str, Any]]:
-    """The router's messages for a contact change. Event ids derive from the contact, the
-    version it changed from and the change, so the same change is never counted twice."""
-    messages: list[dict[str, Any]] = []
-    if changes.triggers:
-        body: dict[str, Any] = {
-            "tags_added": list(changes.tags_added),
-            "tags_removed": list(changes.tags_removed),
-            "lists_joined": list(changes.lists_joined),
-            "segments_entered": [],
-            "segments_exited": [],
-            "attributes_changed": {k: dict(v) for k, v in changes.attributes_changed.items()},
-        }
-        messages.append(
-            {
-                "type": "contact_changed",
-                "event_id": "contact_changed-" + _digest(contact_id, previous_version, body),
-                "contact_id": contact_id,
-                "occurred_at": now_iso,
-                **body,
-            }
-        )
-    if changes.email_unsubscribed:
-        properties: dict[str, Any] = {"channel": "email", "source": source}
-        if workflow_id:
-            properties["workflow_id"] = workflow_id
-        messages.append(
-            {
-                "type": "event",
-                "event_id": "unsubscribed-" + _digest(contact_id, previous_version, "email"),
-                "contact_id": contact_id,
-                "name": UNSUBSCRIBED_EVENT,
-                "properties": properties,
-                "occurred_at": now_iso,
-            }
-        )
-    return messages
-
-
 # --- Contacts: reading and writing ----------------------------------------------------------
-
-
-def record_state(record: ContactRecord) -> dict[str, Any]:
-    return {name: plain(getattr(record, name)) or {} for name in CONTACT_MAPS} | {
-        "time_zone": record.time_zone
-    }
 
 
 def contact_out(record: ContactRecord) -> ContactOut:
@@ -770,128 +449,9 @@ def path_contact_id(raw: str) -> str:
         raise ApiError(422, f"invalid request: {summary(detail)}", detail) from None
 
 
-def find_contact(contact_id: str) -> ContactRecord | None:
-    try:
-        return ContactRecord.get(contact_id, consistent_read=True)
-    except ContactRecord.DoesNotExist:
-        return None
-
-
 def _contact_not_found(contact_id: str) -> ApiError:
     detail = [_item(["path", "contact_id"], f"contact {contact_id!r} does not exist", "not_found")]
     return ApiError(404, f"contact {contact_id!r} does not exist", detail)
-
-
-def _action_path(parts: PathParts) -> Any:
-    node: Any = getattr(ContactRecord, parts[0])
-    for part in parts[1:]:
-        node = node[part]
-    return node
-
-
-def _repair_maps(record: ContactRecord) -> None:
-    """Give a contact written elsewhere the top-level maps nested updates need."""
-    record.update(
-        actions=[_action_path((name,)).set(_action_path((name,)) | {}) for name in CONTACT_MAPS]
-    )
-
-
-def _code(error: Exception) -> str:
-    return str(getattr(error, "cause_response_code", "") or "")
-
-
-def _write(
-    contact_id: str,
-    existing: ContactRecord | None,
-    state: Mapping[str, Any],
-    plan: ContactPlan,
-    now_iso: str,
-) -> ContactRecord:
-    """Create the contact (if nobody did meanwhile), or change the planned nested keys (if
-    no other API write came in since `existing` was read)."""
-    if existing is None:
-        item = apply_plan(state, plan)
-        record = ContactRecord(
-            contact_id,
-            **{name: item[name] for name in CONTACT_MAPS},
-            time_zone=item["time_zone"],
-            created_at=now_iso,
-            updated_at=now_iso,
-        )
-        record.save(condition=ContactRecord.contact_id.does_not_exist())
-        return record
-    actions = [_action_path(parts).set(value) for parts, value in plan.sets]
-    actions += [_action_path(parts).remove() for parts in plan.removes]
-    actions.append(ContactRecord.updated_at.set(now_iso))
-    unchanged = (
-        ContactRecord.updated_at == existing.updated_at
-        if existing.updated_at is not None
-        else ContactRecord.updated_at.does_not_exist()
-    )
-    existing.update(actions=actions, condition=ContactRecord.contact_id.exists() & unchanged)
-    return existing
-
-
-@dataclass(frozen=True, slots=True)
-class UpsertResult:
-    contact: ContactRecord | None
-    created: bool
-    messages: tuple[dict[str, Any], ...] = ()
-
-
-def upsert_contact(
-    contact_id: str,
-    request: ContactUpsert,
-    settings: Settings,
-    *,
-    now: datetime,
-    create: bool = True,
-    source: str = "api",
-    workflow_id: str | None = None,
-    sqs: Any = None,
-) -> UpsertResult:
-    """Merge `request` into the contact (created if missing and `create`), then enqueue
-    what changed. Writes touch only the nested keys that change, so concurrent updates by
-    the state machines are kept; writes by the API are serialised on `updated_at`."""
-    now_iso = iso(now)
-    repaired = False
-    for _ in range(WRITE_ATTEMPTS):
-        existing = find_contact(contact_id)
-        if existing is None and not create:
-            return UpsertResult(contact=None, created=False)
-        state = empty_state() if existing is None else record_state(existing)
-        plan = plan_upsert(state, request, now_iso)
-        previous = None if existing is None else existing.updated_at
-        if existing is not None and not plan.writes:
-            return UpsertResult(contact=existing, created=False)
-        try:
-            record = _write(contact_id, existing, state, plan, now_iso)
-        except (PutError, UpdateError) as error:
-            problem = f"{_code(error)}: {getattr(error, 'cause_response_message', '')}"
-            if problem.startswith("ConditionalCheckFailedException"):
-                continue  # another write got there first: plan again on what it wrote
-            if "document path" in problem and existing is not None and not repaired:
-                _repair_maps(existing)
-                repaired = True
-                continue
-            if "size" in problem and problem.startswith("ValidationException"):
-                raise ApiError(
-                    413, "the contact would exceed DynamoDB's 400 KB item size"
-                ) from error
-            raise
-        messages = change_messages(
-            contact_id,
-            plan.changes,
-            previous_version=previous,
-            now_iso=now_iso,
-            source=source,
-            workflow_id=workflow_id,
-        )
-        if messages:
-            bodies = [encode(message) for message in messages]
-            enqueue(sqs or aws_client("sqs", settings.region), settings.events_queue_url, bodies)
-        return UpsertResult(contact=record, created=existing is None, messages=tuple(messages))
-    raise ApiError(409, "the contact is being changed by another request; try again")
 
 
 # --- Workflows and journeys -----------------------------------------------------------------
@@ -1071,13 +631,22 @@ def body_size(event: Mapping[str, Any]) -> int:
     return len(str(body).encode("utf-8"))
 
 
+def body_limit(event: Mapping[str, Any]) -> tuple[int, str]:
+    """The largest body the request may have: contact files are larger than JSON bodies."""
+    path = str(event.get("path") or "").rstrip("/")
+    if event.get("httpMethod") == "POST" and path.endswith(IMPORTS_PATH):
+        return imports.MAX_FILE_BYTES, "4 MiB; split the file"
+    return MAX_BODY_BYTES, "256 KiB"
+
+
 class JourneysResolver(APIGatewayRestResolver):
     """Refuses oversized bodies before anything parses them."""
 
     def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
         size = body_size(event)
-        if size > MAX_BODY_BYTES:
-            message = f"request body is {size} bytes; the limit is {MAX_BODY_BYTES} (256 KiB)"
+        limit, says = body_limit(event)
+        if size > limit:
+            message = f"request body is {size} bytes; the limit is {limit} ({says})"
             return {
                 "statusCode": 413,
                 "multiValueHeaders": {"Content-Type": [content_types.APPLICATION_JSON]},
@@ -1151,6 +720,22 @@ def _api_error(error: ApiError) -> Response[Any]:
     return _error_response(error.status, error.message, error.detail)
 
 
+@_handles(ContactTooLarge)
+def _contact_too_large(error: ContactTooLarge) -> Response[Any]:
+    return _error_response(413, "the contact would exceed DynamoDB's 400 KB item size")
+
+
+@_handles(ContactWriteConflict)
+def _contact_conflict(error: ContactWriteConflict) -> Response[Any]:
+    return _error_response(409, "the contact is being changed by another request; try again")
+
+
+@_handles(TransientError)
+def _unavailable(error: TransientError) -> Response[Any]:
+    logger.warning("dependency unavailable", extra={"error": str(error)})
+    return _error_response(503, "temporarily unavailable; retry the request")
+
+
 @_handles(RequestValidationError)
 def _invalid_request(error: RequestValidationError) -> Response[Any]:
     items = [explain(item) for item in error.errors()]
@@ -1199,7 +784,7 @@ def _internal(error: Exception) -> Response[Any]:
 )
 def post_event(event: EventIn) -> Accepted:
     settings = runtime()
-    now = datetime.now(UTC)
+    now = clock.now()
     accepted = accept_events([event], [["body"]], settings, now=now)
     logger.info("event accepted", extra={"event_id": event.event_id, "event_name": event.name})
     return Accepted(accepted=accepted)
@@ -1216,7 +801,7 @@ def post_event(event: EventIn) -> Accepted:
 )
 def post_events(batch: EventBatch) -> Accepted:
     settings = runtime()
-    now = datetime.now(UTC)
+    now = clock.now()
     locs: list[Loc] = [["body", "events", index] for index in range(len(batch.events))]
     accepted = accept_events(batch.events, locs, settings, now=now)
     logger.info("events accepted", extra={"count": len(accepted)})
@@ -1226,7 +811,7 @@ def post_events(batch: EventBatch) -> Accepted:
 ContactPath = Annotated[
     str,
     Path(
-        pattern=_CONTACT_ID_PATTERN,
+        pattern=CONTACT_ID_PATTERN,
         description="Your id for the contact (URL-encoded).",
         examples=["user-42"],
     ),
@@ -1253,7 +838,7 @@ _CREATED: dict[int, OpenAPIResponse] = {
 def put_contact(contact_id: ContactPath, change: ContactUpsert) -> Response[ContactOut]:
     settings = runtime()
     contact_id = path_contact_id(contact_id)
-    result = upsert_contact(contact_id, change, settings, now=datetime.now(UTC))
+    result = upsert_contact(contact_id, change, settings, now=clock.now())
     assert result.contact is not None
     logger.info(
         "contact upserted",
@@ -1340,6 +925,177 @@ def get_workflow_stats(workflow_id: WorkflowPath) -> stats.WorkflowStats:
     return stats.read(workflow_id)
 
 
+# --- CSV imports ---------------------------------------------------------------------------
+
+IMPORTS_PATH = "/v1/imports"
+#: What browsers and tools call a CSV file (Windows browsers upload .csv as the Excel type).
+CSV_MEDIA_TYPES = ("text/csv", "application/csv", "text/plain", "application/vnd.ms-excel")
+
+
+class ImportAccepted(BaseModel):
+    import_id: str = Field(examples=["imp-20260504T101500-3f9c2a7be014"])
+    rows: int = Field(description="Contacts in the file.")
+    workflow_id: str | None = Field(None, description="The workflow every contact enters.")
+    status_url: str = Field(description="Where to follow the import (GET).")
+
+
+def _error_content(description: str) -> OpenAPIResponse:
+    return {
+        "description": description,
+        "content": {content_types.APPLICATION_JSON: {"model": ErrorOut}},
+    }
+
+
+_CSV_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "The contacts, one per row (UTF-8, comma-separated, at most 4 MiB and "
+        f"{imports.MAX_ROWS:,} rows). The first line names the columns: contact_id "
+        "(required); email, sms (or phone), push (or push_token), web_push, in_app, "
+        "on_site, whatsapp; <channel>_status (subscribed or unsubscribed); time_zone; "
+        "tags and lists (several separated by ;); any other column is an attribute, text "
+        "unless named name:number or name:boolean. Empty cells change nothing.",
+        "content": {
+            "text/csv": {
+                "schema": {"type": "string"},
+                "example": "contact_id,email,first_name,cart_items:number,tags\n"
+                "user-42,ada@example.com,Ada,2,vip;newsletter\n",
+            }
+        },
+    }
+}
+
+WorkflowQuery = Annotated[
+    str | None,
+    Query(
+        description="The workflow every contact of the file enters (its re-entry rule "
+        "applies). Without it the contacts are only created or updated.",
+        examples=["onboarding"],
+    ),
+]
+
+
+def _csv_body() -> bytes:
+    """The request's body as sent: API Gateway base64-encodes text/csv (a binary media
+    type of the API, so the bytes arrive untouched) and passes other types as text."""
+    event = app.current_event
+    content_type = str(event.headers.get("content-type") or "").lower()
+    if content_type.split(";")[0].strip() not in CSV_MEDIA_TYPES:
+        message = "send the CSV file as the body with Content-Type: text/csv"
+        raise ApiError(415, message, [_item(["header", "content-type"], message, "unsupported")])
+    body = event.body or ""
+    if event.is_base64_encoded:
+        try:
+            return base64.b64decode(body)
+        except (binascii.Error, ValueError):
+            raise ApiError(400, "the body is not valid base64") from None
+    return body.encode("utf-8")
+
+
+def _invalid_file(error: InvalidImportFile) -> ApiError:
+    """400 naming the first problems in the message and up to 50 in `detail`."""
+    detail = [
+        _item(["body", line, column or "row"], imports.describe((line, column, message)), "csv")
+        for line, column, message in error.problems
+    ]
+    unlisted = error.total - len(detail)
+    if unlisted:
+        note = f"{unlisted} more problems not listed; fix these and send the file again"
+        detail.append(_item(["body"], note, "more"))
+    shown = [item["msg"] for item in detail[:5] if item["type"] == "csv"]
+    more = f" (and {error.total - len(shown)} more)" if error.total > len(shown) else ""
+    count = "1 problem" if error.total == 1 else f"{error.total} problems"
+    message = f"the file was not imported ({count}): {'; '.join(shown)}{more}"
+    return ApiError(400, message, detail)
+
+
+@app.post(
+    IMPORTS_PATH,
+    status_code=202,
+    summary="Import contacts from a CSV file",
+    description="Checks the whole file first: any problem refuses it (400, every problem "
+    "with its line and column) and nothing is written. A valid file is imported in the "
+    "background: every row's contact is created or updated as PUT /v1/contacts/{id} "
+    "would, and with `workflow_id` enters that workflow. Follow it at `status_url`.",
+    tags=["Imports"],
+    security=API_KEY,
+    openapi_extensions=_CSV_BODY,
+    responses={
+        202: {"description": "Accepted; importing"},
+        400: _error_content("The file has problems (each with its line and column)"),
+        404: _error_content("Unknown workflow"),
+        413: _error_content("Over 4 MiB or 100,000 rows; split the file"),
+        415: _error_content("Not sent as text/csv"),
+        503: _error_content("Storage or Step Functions unavailable; retry"),
+    },
+)
+def post_import(workflow_id: WorkflowQuery = None) -> ImportAccepted:
+    settings = runtime()
+    body = _csv_body()
+    if workflow_id is not None:
+        workflows = load_index(settings.workflow_index).get("workflows") or {}
+        if workflow_id not in workflows:
+            message = f"workflow {workflow_id!r} is not deployed; see GET /v1/workflows"
+            raise ApiError(404, message, [_item(["query", "workflow_id"], message, "not_found")])
+    try:
+        upload = imports.read_upload(body)
+    except InvalidImportFile as error:
+        raise _invalid_file(error) from None
+    except ImportTooLarge as error:
+        raise ApiError(413, str(error), [_item(["body"], str(error), "too_large")]) from None
+    started = imports.start_import(
+        upload,
+        workflow_id,
+        settings,
+        now=clock.now(),
+        s3=aws_client("s3", settings.region),
+        sfn=aws_client("stepfunctions", settings.region),
+    )
+    logger.info(
+        "import started",
+        extra={"import_id": started.import_id, "rows": started.rows, "workflow_id": workflow_id},
+    )
+    return ImportAccepted(
+        import_id=started.import_id,
+        rows=started.rows,
+        workflow_id=workflow_id,
+        status_url=f"{settings.public_base_url}{IMPORTS_PATH}/{started.import_id}",
+    )
+
+
+ImportPath = Annotated[
+    str,
+    Path(
+        description="The import_id POST /v1/imports answered.",
+        examples=["imp-20260504T101500-3f9c2a7be014"],
+    ),
+]
+
+
+@app.get(
+    f"{IMPORTS_PATH}/<import_id>",
+    summary="An import's progress",
+    description="The import's status (RUNNING, SUCCEEDED, FAILED, ...) and what it did so "
+    "far: contacts created, updated and unchanged, journeys started and skipped by the "
+    "workflow's re-entry rule, and the rows that failed with the reason.",
+    tags=["Imports"],
+    security=API_KEY,
+    responses={
+        200: {"description": "The import"},
+        404: _error_content("Unknown import"),
+    },
+)
+def get_import(import_id: ImportPath) -> imports.ImportStatus:
+    settings = runtime()
+    status = imports.import_status(
+        import_id, settings, sfn=aws_client("stepfunctions", settings.region)
+    )
+    if status is None:
+        message = f"no import {import_id!r}; use the import_id POST /v1/imports answered"
+        raise ApiError(404, message, [_item(["path", "import_id"], message, "not_found")])
+    return status
+
+
 LinkQuery = Annotated[str | None, Query(description="From the signed link.")]
 
 
@@ -1391,7 +1147,7 @@ def unsubscribe(
         contact_id,
         ContactUpsert(channels={"email": ChannelIn(status="unsubscribed")}),
         settings,
-        now=datetime.now(UTC),
+        now=clock.now(),
         create=False,
         source="one-click" if one_click else "link",
         workflow_id=workflow_id or None,

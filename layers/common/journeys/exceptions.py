@@ -36,6 +36,31 @@ class ChannelUnreachable(JourneysError):
     """The contact cannot receive messages on the step's channel (no consent, bounced)."""
 
 
+# --- Raised by contact writes and the CSV import ------------------------------------------
+
+
+class ContactTooLarge(JourneysError):
+    """A change would make the contact item larger than DynamoDB allows (400 KB)."""
+
+
+class ContactWriteConflict(JourneysError):
+    """Other writes kept changing the contact between our read and our write; retry."""
+
+
+class InvalidImportFile(JourneysError, ValueError):
+    """An uploaded contact file the import refuses. `problems` holds the first problems
+    found as (line, column or None, message); `total` counts every problem found."""
+
+    def __init__(self, problems: list[tuple[int, str | None, str]], total: int) -> None:
+        self.problems = problems
+        self.total = total
+        super().__init__(f"{total} problem(s) in the contact file")
+
+
+class ImportTooLarge(JourneysError, ValueError):
+    """An uploaded contact file over the size or row limit; the message says which."""
+
+
 # --- Raised by the compiler and the CLI ----------------------------------------------------
 
 

@@ -19,11 +19,19 @@ Bounce       Permanent (hard): the contact's email channel becomes "bounced" and
 Complaint    the channel becomes "complained", `email_complained` is enqueued and, if
              the channel was still subscribed, `unsubscribed` too, so the exits of
              `stop_on_unsubscribe` journeys apply. A `not-spam` report is ignored.
-Delivery     nothing is stored or enqueued: the message record has no field for it,
-             no condition reads it, and an event per delivered email would double
-             the router's load for nothing (the function still counts it).
+Delivery     first delivery only: sets the message's `delivered_at` and counts the
+             step's `delivered`. Nothing is enqueued: no condition reads it, and an
+             event per delivered email would double the router's load for nothing.
 anything     Send, Reject, DeliveryDelay, Rendering Failure, Subscription: ignored.
 ===========  ======================================================================
+
+Statistics (`journeys.stats`, counters of the message's workflow and step, from its
+record or, for bounces and complaints, its tags): `delivered`, `opened` and `clicked` once
+per message, counted by the handler whose conditional write of `delivered_at`,
+`opened_at` or the first link won; `bounced` and `complained` once per change of the
+channel's status; `unsubscribed` (the step's and the workflow's) when a complaint
+unsubscribed a subscribed channel. A redelivered notification finds the write done and
+counts nothing.
 
 Bounces and complaints only suppress the channel when the address they name is the
 contact's current email address: a team alert about the contact, a message sent to
@@ -61,12 +69,11 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
 from typing import Any, Literal
 
-import boto3
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 from pynamodb.exceptions import UpdateError
 
-from journeys import events_queue, messaging, stats
+from journeys import aws, clock, events_queue, messaging, stats
 from journeys.contacts import BOUNCED, COMPLAINED, SUBSCRIBED
 from journeys.contacts import UNSUBSCRIBED as UNSUBSCRIBED_STATUS
 from journeys.exceptions import JourneysError
@@ -232,7 +239,9 @@ def event_id(message_id: str, event_type: str, link: str | None = None) -> str:
 
 # --- The outcome ----------------------------------------------------------------------------
 
-Action = Literal["opened", "clicked", "bounced", "complained", "duplicate", "ignored", "skipped"]
+Action = Literal[
+    "delivered", "opened", "clicked", "bounced", "complained", "duplicate", "ignored", "skipped"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,7 +316,7 @@ def handle(
     same record: nothing is counted twice."""
     if not isinstance(event, SesEvent):
         event = parse_event(event)
-    now = _utc(now or datetime.now(UTC))
+    now = _utc(now or clock.now())
     handler = _HANDLERS.get(event.event_type)
     if handler is None:
         return Outcome(
@@ -352,6 +361,28 @@ def _open(context: _Context) -> Outcome:
     else:
         _count(record.workflow_id, record.step_id, "opened")
     return context.outcome("opened", events=ids)
+
+
+def _delivery(context: _Context) -> Outcome:
+    detail = context.event.delivery
+    record = _find_message(context)
+    if record is None:
+        return context.skip("unknown-message", "no message record for this contact")
+    if record.delivered_at:
+        return context.outcome("duplicate", "already-delivered")
+    at = context.moment(detail.timestamp if detail is not None else None)
+    try:
+        record.update(
+            actions=[MessageRecordModel.delivered_at.set(iso(at))],
+            condition=MessageRecordModel.contact_id.exists()
+            & MessageRecordModel.delivered_at.does_not_exist(),
+        )
+    except UpdateError as error:
+        if not _condition_failed(error):
+            raise
+        return context.outcome("duplicate", "already-delivered")  # a concurrent duplicate won
+    _count(record.workflow_id, record.step_id, "delivered")
+    return context.outcome("delivered")
 
 
 def _click(context: _Context) -> Outcome:
@@ -488,7 +519,7 @@ def _suppress(
         workflow_id, step_id = properties["workflow_id"], properties["step_id"]
         _count(workflow_id, step_id, "bounced" if status == BOUNCED else "complained")
         if unsubscribe and was == SUBSCRIBED:
-            _count(workflow_id, step_id, "unsubscribed")
+            stats.count_unsubscribe(workflow_id, step_id or None)
     return context.outcome(action, events=ids, status_changed=changed, extra={"was": was})
 
 
@@ -523,7 +554,13 @@ def _set_status(context: _Context, address: str, status: str, replaces: Sequence
     return True
 
 
-_HANDLERS = {"Open": _open, "Click": _click, "Bounce": _bounce, "Complaint": _complaint}
+_HANDLERS = {
+    "Delivery": _delivery,
+    "Open": _open,
+    "Click": _click,
+    "Bounce": _bounce,
+    "Complaint": _complaint,
+}
 
 
 # --- Helpers ----------------------------------------------------------------------------------
@@ -592,7 +629,7 @@ def _enqueue(
                 "occurred_at": iso(at),
             }
         )
-    sqs = context.sqs or boto3.client("sqs", region_name=context.settings.region)
+    sqs = context.sqs or aws.client("sqs", context.settings.region)
     # The ids are deterministic: if some never go, the retried invocation sends the lot
     # again and the router keeps one of each.
     events_queue.enqueue(

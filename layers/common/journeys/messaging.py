@@ -27,7 +27,6 @@ import base64
 import hashlib
 import hmac
 import html
-import importlib
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -43,6 +42,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from journeys import aws, clock
 from journeys.contacts import (
     BOUNCED,
     COMPLAINED,
@@ -633,7 +633,7 @@ def build_email(
     message["Subject"] = " ".join(rendered["subject"].split())
     message["From"] = sender
     message["To"] = recipient
-    message["Date"] = format_datetime((date or datetime.now(UTC)).astimezone(UTC), usegmt=True)
+    message["Date"] = format_datetime((date or clock.now()).astimezone(UTC), usegmt=True)
     domain = message_id_domain or parseaddr(sender)[1].rpartition("@")[2] or "journeys.invalid"
     message["Message-ID"] = make_msgid(domain=domain)
     if unsubscribe_url is not None:
@@ -690,8 +690,7 @@ _UNREACHABLE_CODES = frozenset({"EndpointDisabled"})
 def _client(service: str, client: Any) -> Any:
     if client is not None:
         return client
-    boto3 = importlib.import_module("boto3")
-    return boto3.client(service)
+    return aws.client(service)
 
 
 def _call(operation: Callable[..., dict[str, Any]], **arguments: Any) -> dict[str, Any]:

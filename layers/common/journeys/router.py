@@ -3,8 +3,10 @@
 Messages
 --------
 The events queue carries JSON objects; `type` says which. The intake API produces the
-first and third, `start_workflow` steps the second (`compiler.emit.emit_start_workflow`).
-Unknown fields are ignored; a body that is not one of these raises `InvalidMessage`.
+first and third, `start_workflow` steps and the hourly sweep the second
+(`compiler.emit.emit_start_workflow`, `journeys.sweeps`); the router itself and the sweep
+announce segment changes with the third (`journeys.segments`). Unknown fields are
+ignored; a body that is not one of these raises `InvalidMessage`.
 
 1. An event the contact performed (a page view, a purchase, `unsubscribed`)::
 
@@ -50,9 +52,10 @@ segment entered / left segment_entered:<s> /   {"segment": s}
 attribute changed      attribute_changed:<a> / {"attribute": a, "old": v, "new": v}
                        attribute_changed
 enter_workflow         workflow:<source id> /  the source: {"workflow_id", "step_id",
-                       enter_workflow          "execution_id"} or, from the date sweep,
-                       (date:<a> from the      {"trigger", "occurrence"}; key
-                       sweep)                  "enter_workflow" when there is no source
+                       enter_workflow          "execution_id"} or, from the sweep,
+                       (date:<a> or            {"trigger", "occurrence"}; key
+                       inactive_for:<d> from   "enter_workflow" when there is no source
+                       the sweep)
 =====================  ======================  ===========================================
 
 What routing does
@@ -66,7 +69,21 @@ What routing does
    the Lambda died) is taken over, skipping what is recorded as done. Keyed by the id
    alone, the dedupe holds even when a duplicate carries a different `occurred_at`.
 2. Events are stored (`EventRecordModel`, sort key ``<iso occurred_at>#<event_id>``) so
-   that decisions can count them and a wait registered just after sees it.
+   that decisions can count them and a wait registered just after sees it, and the
+   contact's ``last_active_at`` moves forward to the event (never back, never past now;
+   a contact that does not exist is not created): inactivity counts from it.
+2b. Segments: after an event, or a contact_changed message that changed tags, lists or
+   attributes, the contact's segments are evaluated again (`segments.refresh`). A change
+   is written to the contact's ``segments`` map and announced as ONE ``contact_changed``
+   message with ``segments_entered``/``segments_exited`` and the id
+   ``seg:<event_id>:<+entered,-exited>``, sent to the events queue. The announcement is
+   parked on the contact item in the same write as the map and cleared once sent, so a
+   retry (or any later evaluation) sends a parked one first, under the same id: the
+   router drops the copy, and nothing is lost or announced twice. No marker field is
+   needed for this: the contact item is the record of progress. A contact_changed message
+   carrying only segment changes (an announcement) is not evaluated again: the map
+   already holds them and nothing a rule reads has changed, so announcements cannot
+   loop.
 3. Waits are released (`waits.resolve`): ``event:<name>`` for events (``unsubscribed``
    included: the exit of `stop_on_unsubscribe`), ``tag:<tag>`` for tags added and
    ``segment:<segment>`` for segments entered. This happens before any journey starts,
@@ -74,7 +91,8 @@ What routing does
 4. Every workflow with a matching trigger is entered, at most once per message: events
    by name and `where` filters, tags added/removed, lists joined, segments
    entered/exited, attribute changes (old differs from new, and `to` holds for the new
-   value). Date and inactivity triggers are started by sweeps, not by messages.
+   value). Date and inactivity triggers are started by the sweep's enter_workflow
+   messages, which carry the trigger key in ``source.trigger``.
 5. Entering applies the re-entry rule to the contact's `EntryRecord` (never: not if
    there was an entry; after: not within the period; always), claims the record with a
    conditional write (two messages racing cannot both enter a "never" workflow), then
@@ -89,6 +107,17 @@ Throttling and other transient AWS errors raise `TransientError` so the SQS reco
 retried; the marker makes the retry skip what was done and finish the rest. Messages
 that can never be routed raise `InvalidMessage` or `StartFailed`; they too fail the
 record, and the queue's redrive policy moves them to the dead-letter queue.
+
+Cost
+----
+Per message: the marker (one conditional put, one update), and for an event one put and
+one conditional UpdateItem of ``last_active_at``. With segments defined, an event or a
+contact change also reads the contact (one strongly consistent GetItem) and, when a rule
+counts events, one Query of the contact's events over the longest window (filtered to
+the names the rules count; billed by what is read). Only a change of membership writes
+more: one UpdateItem with the announcement, one SendMessageBatch, one UpdateItem clearing
+it, and the announcement is itself routed like any message. Deployments without segment
+definitions pay none of the segment reads.
 """
 
 from __future__ import annotations
@@ -100,14 +129,12 @@ import logging
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import (
     AfterValidator,
@@ -124,11 +151,19 @@ from pynamodb.exceptions import PutError, PynamoDBException, UpdateError
 from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 
-from journeys import conditions, stats, waits
+from journeys import aws, clock, conditions, events_queue, segments, stats, waits
 from journeys.compiler import models as m
+from journeys.compiler.segments import SegmentSet, segment_set_from_index
 from journeys.exceptions import JourneysError, TransientError
 from journeys.settings import MissingSetting, Settings
-from journeys.store import EntryRecord, EventRecordModel, bind_tables, iso, parse_iso
+from journeys.store import (
+    ContactRecord,
+    EntryRecord,
+    EventRecordModel,
+    bind_tables,
+    iso,
+    parse_iso,
+)
 
 __all__ = [
     "ENTRY_ID_MAX",
@@ -363,20 +398,27 @@ Candidate = tuple[WorkflowSpec, AnyTrigger]
 
 @dataclass(frozen=True)
 class WorkflowIndex:
-    """Every workflow by id, and the triggers by key ("event:added_to_cart", "list:Leads")."""
+    """Every workflow by id, the triggers by key ("event:added_to_cart", "list:Leads"),
+    and the segment definitions."""
 
     workflows: Mapping[str, WorkflowSpec]
     by_key: Mapping[str, tuple[Candidate, ...]]
+    segments: SegmentSet = field(default_factory=SegmentSet)
 
     def candidates(self, key: str) -> tuple[Candidate, ...]:
         return self.by_key.get(key, ())
 
 
 def parse_index(data: Mapping[str, Any]) -> WorkflowIndex:
-    """The index from the JSON `journeys compile` writes: {"workflows": {id: {...}}}."""
+    """The index from the JSON `journeys compile` writes:
+    {"workflows": {id: {...}}, "segments": {id: {"rule": ...}}} (segments optional)."""
     raw = data.get("workflows") if isinstance(data, Mapping) else None
     if not isinstance(raw, Mapping):
         raise WorkflowIndexError('the workflow index needs a "workflows" object')
+    try:
+        segment_set = segment_set_from_index(data.get("segments"))
+    except ValueError as error:
+        raise WorkflowIndexError(f"{error}; recompile the workflows") from None
     workflows: dict[str, WorkflowSpec] = {}
     by_key: dict[str, list[Candidate]] = {}
     for workflow_id, entry in raw.items():
@@ -392,7 +434,9 @@ def parse_index(data: Mapping[str, Any]) -> WorkflowIndex:
                 )
             by_key.setdefault(trigger.key(), []).append((spec, trigger))
         workflows[workflow_id] = spec
-    return WorkflowIndex(workflows, {key: tuple(found) for key, found in by_key.items()})
+    return WorkflowIndex(
+        workflows, {key: tuple(found) for key, found in by_key.items()}, segment_set
+    )
 
 
 def load_index(path: str | os.PathLike[str]) -> WorkflowIndex:
@@ -476,7 +520,7 @@ def _holds(
 
 def match(message: AnyMessage, index: WorkflowIndex, now: datetime | None = None) -> list[Match]:
     """The workflows the message enters, each once, with the first trigger that matched."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     if isinstance(message, EnterWorkflowMessage):
         if message.workflow_id not in index.workflows:
             return []
@@ -609,11 +653,7 @@ def _execution_arn(machine_arn: str, name: str) -> str | None:
 
 def stepfunctions_client(settings: Settings) -> Any:
     """A Step Functions client that already retries throttling a few times itself."""
-    return boto3.client(
-        "stepfunctions",
-        region_name=settings.region,
-        config=Config(retries={"mode": "standard", "max_attempts": 5}),
-    )
+    return aws.client("stepfunctions", settings.region, attempts=5)
 
 
 def _is_transient(error: Exception) -> bool:
@@ -669,10 +709,11 @@ class RoutingMarker(Model):
 
 
 def bind(settings: Settings) -> None:
-    """Point the store's models and the routing marker at this deployment's tables (what
-    `store.bind_tables` does, plus the marker); call once per invocation."""
+    """Point the store's models, the routing marker and the segments' view of contacts at
+    this deployment's tables (`store.bind_tables` and more); call once per invocation."""
     bind_tables(settings)
     _bind_marker(settings, force=True)
+    segments.bind(settings)
 
 
 def _bind_marker(settings: Settings, force: bool = False) -> None:
@@ -711,6 +752,9 @@ class Outcome:
     duplicate: bool = False
     released: int = 0
     starts: tuple[Start, ...] = ()
+    #: Segment changes this message caused, announced as `contact_changed` messages.
+    segments_entered: tuple[str, ...] = ()
+    segments_exited: tuple[str, ...] = ()
 
     @property
     def started(self) -> list[str]:
@@ -725,6 +769,8 @@ class Outcome:
             "duplicate": self.duplicate,
             "released": self.released,
             "starts": {s.workflow_id: s.status for s in self.starts},
+            "segments_entered": list(self.segments_entered),
+            "segments_exited": list(self.segments_exited),
         }
 
 
@@ -734,19 +780,22 @@ def route(
     settings: Settings,
     now: datetime | None = None,
     sfn: Any = None,
+    sqs: Any = None,
 ) -> Outcome:
     """Route one queue message (see the module notes). Safe to call again with the same
-    message: a finished message is a no-op, an unfinished one is completed."""
+    message: a finished message is a no-op, an unfinished one is completed. `sqs` sends
+    segment announcements to the events queue (created when one is first needed)."""
     if not isinstance(message, EventMessage | EnterWorkflowMessage | ContactChangedMessage):
         message = parse_message(message)
-    now = _aware(now or datetime.now(UTC))
+    now = _aware(now or clock.now())
     _bind_marker(settings)
+    segments.bind(settings)
     try:
         claim = _claim(message, now)
         if claim is None:
             return Outcome(message.type, message.contact_id, message.event_id, duplicate=True)
         try:
-            return _route_claimed(message, claim, index, settings, now, sfn)
+            return _route_claimed(message, claim, index, settings, now, sfn, sqs)
         except BaseException:
             _drop_lease(claim)
             raise
@@ -763,9 +812,12 @@ def _route_claimed(
     settings: Settings,
     now: datetime,
     sfn: Any,
+    sqs: Any,
 ) -> Outcome:
     if isinstance(message, EventMessage):
         _store_event(message, now)
+        _mark_active(message, now)
+    announced = _refresh_segments(message, index.segments, settings, now, sqs)
     matches = match(message, index, now)
     if matches and not settings.state_machine_arn_prefix:
         raise MissingSetting("STATE_MACHINE_ARN_PREFIX is not set")
@@ -798,7 +850,14 @@ def _route_claimed(
         actions.append(RoutingMarker.released_at.set(iso(now)))
     claim.update(actions=actions)
     return Outcome(
-        message.type, message.contact_id, message.event_id, False, released, tuple(starts)
+        message.type,
+        message.contact_id,
+        message.event_id,
+        False,
+        released,
+        tuple(starts),
+        segments_entered=tuple(s for a in announced for s in a.entered),
+        segments_exited=tuple(s for a in announced for s in a.exited),
     )
 
 
@@ -874,8 +933,63 @@ def _store_event(message: EventMessage, now: datetime) -> None:
     ).save()
 
 
+def _mark_active(message: EventMessage, now: datetime) -> None:
+    """Move the contact's `last_active_at` forward to this event (never back: events
+    arrive out of order; never past now: a client clock ahead must not keep a contact
+    active). A contact that does not exist is not created."""
+    moment = iso(min(message.occurred_at, now))
+    try:
+        ContactRecord(message.contact_id).update(
+            actions=[ContactRecord.last_active_at.set(moment)],
+            condition=ContactRecord.contact_id.exists()
+            & (
+                ContactRecord.last_active_at.does_not_exist()
+                | (ContactRecord.last_active_at < moment)
+            ),
+        )
+    except UpdateError as error:
+        if not _conditional_failed(error):
+            raise
+
+
+def _only_segment_changes(message: ContactChangedMessage) -> bool:
+    """An announcement of segment changes (ours): nothing a rule reads has changed."""
+    return not (
+        message.tags_added
+        or message.tags_removed
+        or message.lists_joined
+        or message.attributes_changed
+    )
+
+
+def _refresh_segments(
+    message: AnyMessage, segment_set: SegmentSet, settings: Settings, now: datetime, sqs: Any
+) -> list[segments.Announcement]:
+    """Re-evaluate the contact's segments after an event or a change of its record, and
+    announce what changed as one `contact_changed` message (see `journeys.segments`)."""
+    if not segment_set or isinstance(message, EnterWorkflowMessage):
+        return []
+    if isinstance(message, ContactChangedMessage) and _only_segment_changes(message):
+        return []  # the map already holds these changes: evaluating again finds nothing
+    client = sqs
+
+    def send(body: str) -> None:
+        nonlocal client
+        if client is None:
+            client = aws.client("sqs", settings.region)
+        events_queue.enqueue(client, settings.events_queue_url, [body])
+
+    return segments.refresh(
+        message.contact_id,
+        segment_set,
+        now,
+        lambda found: segments.message_announcement_id(message.event_id, found),
+        send,
+    )
+
+
 def _release(message: AnyMessage, sfn: Any) -> int:
-    occurred_at = message.occurred_at or datetime.now(UTC)
+    occurred_at = message.occurred_at or clock.now()
     released = 0
     for signal, properties in signals(message):
         try:

@@ -44,6 +44,11 @@ class Settings:
     audience_webhook_url: str = ""
     #: Workflow statistics (journeys.stats); empty: statistics are not recorded.
     stats_table: str = ""
+    #: CSV imports (journeys.imports): their counters, the bucket the validated files go
+    #: to, and the state machine that imports them. Empty: imports are not deployed.
+    imports_table: str = ""
+    imports_bucket: str = ""
+    import_state_machine_arn: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -74,6 +79,9 @@ class Settings:
             workflow_index=env.get("WORKFLOW_INDEX", "index.json"),
             audience_webhook_url=env.get("AUDIENCE_WEBHOOK_URL", ""),
             stats_table=env.get("STATS_TABLE", ""),
+            imports_table=env.get("IMPORTS_TABLE", ""),
+            imports_bucket=env.get("IMPORTS_BUCKET", ""),
+            import_state_machine_arn=env.get("IMPORT_STATE_MACHINE_ARN", ""),
         )
 
 

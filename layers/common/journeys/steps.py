@@ -9,7 +9,7 @@ event into the request model and call one function here.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict
 
-from journeys import conditions, messaging, scheduling, stats, store
+from journeys import clock, conditions, messaging, scheduling, stats, store
 from journeys.compiler.models import EventCondition
 from journeys.settings import Settings
 from journeys.templates import TEMPLATE_ADAPTER
@@ -59,7 +59,7 @@ def zone_of(*names: str | None) -> ZoneInfo:
 
 def evaluate(request: EvaluateRequest, now: datetime | None = None) -> dict[str, str]:
     """Which path a decision or split takes, on fresh contact data."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     contact = store.load_contact(request.contact_id)
     names = conditions.event_names_needed(request.paths)
     events = []
@@ -135,7 +135,7 @@ class ScheduleRequest(StepRequest):
 
 def schedule(request: ScheduleRequest, now: datetime | None = None) -> dict[str, Any]:
     """When a wait ends ({"until": ISO UTC}), or move a date attribute ({"attribute": ...})."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     contact = store.load_contact(request.contact_id)
     zone = scheduling.resolve_zone(contact.time_zone, request.time_zone)
     if request.action == "shift_date":
@@ -189,7 +189,7 @@ def send(
 ) -> dict[str, Any]:
     """Send one message on fresh contact data, or say why not. Raises SendDeferred (the
     state machine waits and comes back) during quiet hours or over the frequency cap."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     contact = store.load_contact(request.contact_id)
     template = load_template(settings.templates_dir, request.template)
     if request.channel not in messaging.DELIVERABLE_CHANNELS:

@@ -49,6 +49,10 @@ class ContactRecord(Model):
     time_zone = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute(null=True)
     updated_at = UnicodeAttribute(null=True)
+    #: When the contact last did anything: the latest `occurred_at` of its events (never
+    #: later than when the router stored it). Only the router writes it, never backwards;
+    #: inactivity segments and `inactive_for` triggers count from it.
+    last_active_at = UnicodeAttribute(null=True)
 
     def view(self) -> ContactView:
         return ContactView.from_item(
@@ -94,6 +98,7 @@ class MessageRecordModel(Model):
     channel = UnicodeAttribute()
     sent_at = UnicodeAttribute()
     opened_at = UnicodeAttribute(null=True)
+    delivered_at = UnicodeAttribute(null=True)  # first SES Delivery event (feedback)
     clicked_links = ListAttribute(of=UnicodeAttribute, default=list)
     expires_at = NumberAttribute(null=True)
 
@@ -126,6 +131,7 @@ class EntryRecord(Model):
     execution_arn = UnicodeAttribute(null=True)
     entered_at = UnicodeAttribute()
     status = UnicodeAttribute(default="running")
+    ended_at = UnicodeAttribute(null=True)  # when the execution ended (stats function)
 
 
 MODELS: tuple[tuple[type[Model], str], ...] = (
@@ -141,9 +147,10 @@ MODELS: tuple[tuple[type[Model], str], ...] = (
 def bind_tables(settings: Settings) -> None:
     """Point every model at its table for this deployment (idempotent, cheap)."""
     for model, setting in MODELS:
-        model.Meta.table_name = getattr(settings, setting)
-        model.Meta.region = settings.region
-        model.Meta.host = settings.dynamodb_endpoint
+        binding = (getattr(settings, setting), settings.region, settings.dynamodb_endpoint)
+        if (model.Meta.table_name, model.Meta.region, model.Meta.host) == binding:
+            continue  # keep the cached connection: making one loads botocore's model again
+        model.Meta.table_name, model.Meta.region, model.Meta.host = binding
         model._connection = None  # pynamodb caches a connection per model class
 
 

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-import boto3
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
-from journeys import conditions
+from journeys import aws, clock, conditions
 from journeys.compiler.models import Where
 from journeys.store import WaitRecord, events_since, iso, plain
 
@@ -61,7 +60,7 @@ def _sort_key(signal: str, execution_id: str, step_id: str) -> str:
 def register(request: WaitRequest, now: datetime | None = None, client: Any = None) -> bool:
     """Park the token; resolve it at once if the event already happened. Returns whether
     it was resolved now."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     purpose = request.purpose if request.action == "watch" else "wait"
     record = WaitRecord(
         request.contact_id,
@@ -106,7 +105,7 @@ def resolve(
 
 
 def _complete(record: WaitRecord, output: dict[str, Any], client: Any) -> bool:
-    client = client or boto3.client("stepfunctions")
+    client = client or aws.client("stepfunctions")
     try:
         client.send_task_success(taskToken=record.task_token, output=json.dumps(output))
     except ClientError as error:

@@ -133,6 +133,8 @@ PATTERN_HELP: dict[str, str] = {
     r"^[A-Za-z_][A-Za-z0-9_]{0,63}$": "attribute names are letters, digits and _, not "
     "starting with a digit (e.g. first_name)",
     r"^https?://": "a URL starting with https:// (or http://)",
+    r"^[a-z0-9][a-z0-9-]{0,63}$": 'segment ids are lowercase letters, digits and "-" '
+    "(e.g. repeat-browser, d-30), and match the file name",
 }
 
 Scalar = str | int | float | bool
@@ -1073,6 +1075,168 @@ STEP_TYPES: dict[str, type[BaseModel]] = {
     "end": End,
 }
 
+# --- Segments (workflows/segments/<id>.yaml) ----------------------------------------------
+#
+# A segment is a rule over a contact's attributes and behaviour. The rule language reuses
+# the conditions above where they mean the same thing for a contact whatever journey it is
+# in, and adds what only segments need: inactivity and a drop in activity.
+
+SegmentId = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z0-9][a-z0-9-]{0,63}$",
+        description="What workflows call the segment (segment_entered: d-30, {segment: d-30}).",
+    ),
+]
+
+
+def _percent(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f'expected a percentage such as "50%", got {value!r}')
+    text = str(value).strip().removesuffix("%").strip()
+    try:
+        number = int(text)
+    except ValueError:
+        raise ValueError(f'expected a percentage such as "50%", got {value!r}') from None
+    if not 1 <= number <= 100:
+        raise ValueError(f"must be between 1% and 100% (got {value!r})")
+    return number
+
+
+Percent = Annotated[
+    int,
+    PlainValidator(_percent),
+    PlainSerializer(lambda number: f"{number}%", return_type=str),
+    WithJsonSchema({"type": "string", "pattern": r"^\d{1,3}\s*%$", "examples": ["50%"]}),
+]
+
+
+class InactiveRule(StrictModel):
+    """No interaction for at least this long: the contact's last event of any name (or,
+    for a contact who never did anything, their creation) is this long ago."""
+
+    inactive_for: PositiveDurationField
+
+
+class ActivityDrop(StrictModel):
+    """The contact performed the event in the last `period` at most (100 - by)% as often as
+    in the period before it, which had at least one."""
+
+    event: EventName
+    period: PositiveDurationField = Field(
+        description="The recent period; it is compared with the period of the same length "
+        "just before it."
+    )
+    by: Percent = Field(
+        description='How much the count fell at least, e.g. "50%" (100% = stopped entirely).'
+    )
+    where: Where | None = Field(None, description="Only count events with these properties.")
+
+
+class ActivityDroppedRule(StrictModel):
+    """An event became rarer: `{activity_dropped: {event: logged_in, period: 15 days, by: 50%}}`."""
+
+    activity_dropped: ActivityDrop
+
+
+class SegmentAll(StrictModel):
+    """Every rule holds."""
+
+    all: list[SegmentRule] = Field(min_length=1)
+
+
+class SegmentAny(StrictModel):
+    """At least one rule holds."""
+
+    any: list[SegmentRule] = Field(min_length=1)
+
+
+class SegmentNot(StrictModel):
+    """The rule does not hold."""
+
+    not_: SegmentRule = Field(alias="not")
+
+
+#: Conditions that only mean something inside a journey, and what to write instead.
+JOURNEY_ONLY_CONDITIONS: dict[str, str] = {
+    "opened": '"opened" asks about a message the current journey sent, but a segment is not '
+    "inside a journey; count the open events instead, e.g. "
+    "{event: email_opened, within: 30 days}",
+    "clicked": '"clicked" asks about a message the current journey sent, but a segment is not '
+    "inside a journey; count the click events instead, e.g. "
+    "{event: email_clicked, within: 30 days}",
+    "started_by": '"started_by" asks which trigger started the current journey, but a segment '
+    "is not inside a journey; test the event itself, e.g. {event: signed_up, within: 7 days}",
+}
+
+
+class JourneyOnlyCondition(StrictModel):
+    """`opened`, `clicked` and `started_by` in a segment rule: always refused, with a hint."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse(cls, value: Any) -> Any:
+        for key, why in JOURNEY_ONLY_CONDITIONS.items():
+            if isinstance(value, dict) and key in value:
+                raise ValueError(why)
+        return value
+
+
+#: The keys a segment rule may start with (what the "rule_kind" error lists).
+SEGMENT_RULE_KINDS: tuple[str, ...] = (
+    "attribute",
+    "tag",
+    "segment",
+    "event",
+    "reachable",
+    "inactive_for",
+    "activity_dropped",
+    "all",
+    "any",
+    "not",
+)
+SEGMENT_RULE_KEYS: dict[str, str] = {kind: kind for kind in SEGMENT_RULE_KINDS} | {
+    key: "journey_only" for key in JOURNEY_ONLY_CONDITIONS
+}
+
+SegmentRule = Annotated[
+    Annotated[AttributeCondition, Tag("attribute")]
+    | Annotated[TagCondition, Tag("tag")]
+    | Annotated[SegmentCondition, Tag("segment")]
+    | Annotated[EventCondition, Tag("event")]
+    | Annotated[ReachableCondition, Tag("reachable")]
+    | Annotated[InactiveRule, Tag("inactive_for")]
+    | Annotated[ActivityDroppedRule, Tag("activity_dropped")]
+    | Annotated[SegmentAll, Tag("all")]
+    | Annotated[SegmentAny, Tag("any")]
+    | Annotated[SegmentNot, Tag("not")]
+    | Annotated[JourneyOnlyCondition, Tag("journey_only")],
+    Discriminator(
+        _key_discriminator(SEGMENT_RULE_KEYS),
+        custom_error_type="rule_kind",
+        custom_error_message="a segment rule needs one of the keys: "
+        + ", ".join(SEGMENT_RULE_KINDS),
+    ),
+]
+
+
+class Segment(StrictModel):
+    """Contacts who match a rule; Journeys keeps each contact's membership up to date."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        json_schema_extra={"title": "Journeys segment"},
+    )
+
+    id: SegmentId = Field(description="Matches the file name; what workflows call the segment.")
+    description: str | None = Field(None, description="Who is in it, in words.")
+    rule: SegmentRule = Field(description="Who is in the segment: one rule, or all/any/not.")
+
+
 for _model in (
     AllCondition,
     AnyCondition,
@@ -1085,5 +1249,9 @@ for _model in (
     Variant,
     AbSplit,
     Workflow,
+    SegmentAll,
+    SegmentAny,
+    SegmentNot,
+    Segment,
 ):
     _model.model_rebuild()

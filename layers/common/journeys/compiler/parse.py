@@ -52,9 +52,15 @@ def parse_workflow(document: SourceDocument) -> tuple[m.Workflow | None, list[Di
     try:
         return m.Workflow.model_validate(document.data), []
     except ValidationError as error:
-        return None, _merge_misspellings(
-            [explain(document, item) for item in _relevant(document, _deduplicate(error.errors()))]
-        )
+        return None, explain_all(document, error)
+
+
+def explain_all(
+    document: SourceDocument, error: ValidationError, root: Any = m.Workflow
+) -> list[Diagnostic]:
+    """Every error of a failed validation of `document` against `root`, taught."""
+    relevant = _relevant(document, _deduplicate(error.errors()), root)
+    return _merge_misspellings([explain(document, item, root) for item in relevant])
 
 
 def _merge_misspellings(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
@@ -99,9 +105,19 @@ def step_label_at(document: SourceDocument, path: Path) -> str:
     return label
 
 
-def explain(document: SourceDocument, item: Any) -> Diagnostic:
+#: What each "no kind key" error is about: (what it is called, the keys that say the kind).
+KIND_ERRORS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "condition_kind": ("condition", tuple(m.CONDITION_KEYS)),
+    "trigger_kind": ("trigger", tuple(m.TRIGGER_KEYS)),
+    "rule_kind": ("rule", m.SEGMENT_RULE_KINDS),
+}
+
+
+def explain(document: SourceDocument, item: Any, root: Any = m.Workflow) -> Diagnostic:
+    """One pydantic error as a diagnostic at its place in the file; `root` is the model
+    the whole document was validated against (a workflow, a segment)."""
     loc = tuple(item["loc"])
-    path = locate(document.data, loc).path
+    path = locate(document.data, loc, root).path
     kind = item["type"]
     # The field is the last part of the location that exists in the data (pydantic adds
     # union member names such as "literal['never','always']"); a missing field is not there.
@@ -111,13 +127,13 @@ def explain(document: SourceDocument, item: Any) -> Diagnostic:
     if kind == "extra_forbidden":
         field = loc[-1]
     if kind == "extra_forbidden":
-        allowed = sorted(_allowed_fields(document, loc[:-1]) or [])
+        allowed = sorted(_allowed_fields(document, loc[:-1], root) or [])
         message = f'unknown field "{field}".' + did_you_mean(str(field), allowed)
-        path = (*locate(document.data, loc[:-1]).path, str(field))
+        path = (*locate(document.data, loc[:-1], root).path, str(field))
         hint = f"fields allowed here: {', '.join(allowed)}" if allowed else ""
     elif kind == "missing":
         message = f'missing required field "{field}"'
-        description = _field_description(document, loc)
+        description = _field_description(document, loc, root)
         hint = description or ""
     elif kind == "union_tag_invalid":
         tag = item["ctx"]["tag"]
@@ -128,14 +144,13 @@ def explain(document: SourceDocument, item: Any) -> Diagnostic:
     elif kind == "union_tag_not_found":
         message = 'this step has no "type"'
         hint = "add type: one of " + ", ".join(m.STEP_TYPES)
-    elif kind in ("condition_kind", "trigger_kind"):
-        keys = m.CONDITION_KEYS if kind == "condition_kind" else m.TRIGGER_KEYS
+    elif kind in KIND_ERRORS:
+        what, keys = KIND_ERRORS[kind]
         given = item.get("input")
         suggestion = ""
         if isinstance(given, dict):
             for key in given:
                 suggestion = suggestion or did_you_mean(str(key), keys)
-        what = "condition" if kind == "condition_kind" else "trigger"
         message = f"this {what} has none of the keys that say what it tests.{suggestion}"
         hint = f"a {what} starts with one of: " + ", ".join(keys)
     elif kind == "literal_error":
@@ -145,7 +160,7 @@ def explain(document: SourceDocument, item: Any) -> Diagnostic:
         message = f'"{given}" is not allowed for "{field}".' + did_you_mean(str(given), choices)
         hint = f"use one of: {', '.join(c for c in choices if c)}"
         field_end = max(i for i, part in enumerate(loc) if part == field) + 1
-        described = _field_description(document, loc[:field_end]) or ""
+        described = _field_description(document, loc[:field_end], root) or ""
         if described and all(choice in described for choice in choices if choice):
             hint = f"use {described}"  # it names the other forms too (re_entry: {after: …})
     elif kind == "value_error":
@@ -155,7 +170,11 @@ def explain(document: SourceDocument, item: Any) -> Diagnostic:
     elif kind == "string_pattern_mismatch":
         given = item.get("input")
         message = f'"{given}" is not a valid value for "{field}"'
-        hint = m.PATTERN_HELP.get(item["ctx"]["pattern"]) or _field_description(document, loc) or ""
+        hint = (
+            m.PATTERN_HELP.get(item["ctx"]["pattern"])
+            or _field_description(document, loc, root)
+            or ""
+        )
         hint = hint or f"it must match {item['ctx']['pattern']}"
     elif kind in ("list_type", "dict_type", "model_type", "model_attributes_type"):
         wanted = {
@@ -284,8 +303,8 @@ def _child_type(annotation: Any, part: Any) -> Any:
     return None
 
 
-def locate(data: Any, loc: tuple[Any, ...]) -> Located:
-    model: Any = m.Workflow
+def locate(data: Any, loc: tuple[Any, ...], root: Any = m.Workflow) -> Located:
+    model: Any = root
     node, path, plausible = data, [], True
     for part in loc:
         model = _unwrap(model)
@@ -304,25 +323,29 @@ def locate(data: Any, loc: tuple[Any, ...]) -> Located:
     return Located(tuple(path), _unwrap(model), plausible)
 
 
-def _relevant(document: SourceDocument, errors: list[Any]) -> list[Any]:
+def _relevant(document: SourceDocument, errors: list[Any], root: Any = m.Workflow) -> list[Any]:
     """Keep errors from union members of the shape the author wrote: `trigger: {evnt: x}`
     fails as one trigger and as a list of triggers; only the first says something useful.
     When every member disagrees, keep them all."""
-    kept = [item for item in errors if locate(document.data, tuple(item["loc"])).plausible]
+    kept = [item for item in errors if locate(document.data, tuple(item["loc"]), root).plausible]
     return kept or errors
 
 
-def _allowed_fields(document: SourceDocument, loc: tuple[Any, ...]) -> list[str] | None:
-    model = locate(document.data, loc).model
+def _allowed_fields(
+    document: SourceDocument, loc: tuple[Any, ...], root: Any = m.Workflow
+) -> list[str] | None:
+    model = locate(document.data, loc, root).model
     if isinstance(model, type) and issubclass(model, BaseModel):
         return [info.alias or name for name, info in model.model_fields.items()]
     return None
 
 
-def _field_description(document: SourceDocument, loc: tuple[Any, ...]) -> str | None:
+def _field_description(
+    document: SourceDocument, loc: tuple[Any, ...], root: Any = m.Workflow
+) -> str | None:
     if not loc:
         return None
-    model = locate(document.data, loc[:-1]).model
+    model = locate(document.data, loc[:-1], root).model
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
         return None
     for name, info in model.model_fields.items():

@@ -1,4 +1,9 @@
-"""Run the compiler stages over files and directories; what the CLI and tests call."""
+"""Run the compiler stages over files and directories; what the CLI and tests call.
+
+A directory of workflows may hold `templates/` (message content) and `segments/` (segment
+definitions, `compiler.segments`); neither is a workflow. Problems in a template or
+segment file come back as results of their own, after the workflows.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from journeys.compiler.diagnostics import Diagnostic, Severity, sort_key
 from journeys.compiler.emit import emit_journey
 from journeys.compiler.models import Workflow
 from journeys.compiler.parse import parse_workflow
+from journeys.compiler.segments import SEGMENTS_DIR, SegmentLibrary, index_entry
 from journeys.compiler.source import load_yaml
 from journeys.compiler.validate import TemplateIndex, validate_journey
 
@@ -27,6 +33,8 @@ class CompileResult:
     journey: ir.Journey | None = None
     machine: dict[str, Any] | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    #: The segments beside the workflow (None: no segments/ directory there).
+    segments: SegmentLibrary | None = None
 
     @property
     def ok(self) -> bool:
@@ -46,9 +54,15 @@ def workflow_files(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def compile_text(
-    text: str, file: str, templates: TemplateIndex, known_workflows: frozenset[str] | None = None
+    text: str,
+    file: str,
+    templates: TemplateIndex,
+    known_workflows: frozenset[str] | None = None,
+    segments: SegmentLibrary | None = None,
 ) -> CompileResult:
-    result = CompileResult(file=file)
+    """Compile one workflow. Segment references are checked only when `segments` is
+    given: without a segments/ directory nothing says which segments exist."""
+    result = CompileResult(file=file, segments=segments)
     document = load_yaml(text, file)
     workflow, result.diagnostics = parse_workflow(document)
     if workflow is None:
@@ -56,7 +70,14 @@ def compile_text(
     result.workflow = workflow
     journey = ir.build_journey(workflow, file)
     result.journey = journey
-    result.diagnostics += validate_journey(journey, document, templates, known_workflows)
+    result.diagnostics += validate_journey(
+        journey,
+        document,
+        templates,
+        known_workflows,
+        segments.names if segments is not None else None,
+        segments.hint() if segments is not None else "",
+    )
     if result.ok:
         machine = emit_journey(journey)
         problems = check_machine(machine)
@@ -82,11 +103,23 @@ def compile_paths(
     files = workflow_files(paths)
     results: list[CompileResult] = []
     indexes: dict[Path, TemplateIndex] = {}
+    libraries: dict[Path, SegmentLibrary | None] = {}
     for position, path in enumerate(files, start=1):
         if progress:
             progress(position, len(files), path)
         directory = path.parent
+        if directory.name == SEGMENTS_DIR and path.is_file():
+            # A segment file named on its own (or its directory): check it as a segment,
+            # with the segments beside it.
+            if directory not in libraries:
+                libraries[directory] = SegmentLibrary.load(directory)
+            library = libraries[directory]
+            found = library.problems.get(str(path), []) if library is not None else []
+            results.append(CompileResult(str(path), diagnostics=list(found)))
+            continue
         index = indexes.setdefault(directory, TemplateIndex(directory / TEMPLATES_DIR))
+        if directory not in libraries:
+            libraries[directory] = SegmentLibrary.load(directory / SEGMENTS_DIR)
         known = frozenset(p.stem for p in workflow_files([directory]))
         if not path.is_file():
             results.append(
@@ -106,13 +139,18 @@ def compile_paths(
             )
             continue
         text = path.read_text(encoding="utf-8")
-        results.append(compile_text(text, str(path), index, known))
+        results.append(compile_text(text, str(path), index, known, libraries[directory]))
     # Template problems belong to the template file: report each once, after the workflows.
     for index in indexes.values():
         for name, problems in index.problems.items():
             results.append(
                 CompileResult(str(index.directory / f"{name}.yaml"), diagnostics=problems)
             )
+    for directory, library in libraries.items():
+        if library is None or directory.name == SEGMENTS_DIR:
+            continue  # segment files named directly were reported in place
+        for file, problems in library.problems.items():
+            results.append(CompileResult(file, diagnostics=problems))
     for result in results:
         result.diagnostics.sort(key=sort_key)
     return results
@@ -127,10 +165,15 @@ INDEX_FILE = "index.json"
 
 
 def workflow_index(results: Iterable[CompileResult]) -> dict[str, Any]:
-    """What the router needs at run time about every workflow: how contacts enter, the
-    re-entry rule, and the signals that end journeys. Generated beside the machines."""
+    """What the router and the sweep need at run time: about every workflow, how contacts
+    enter, the re-entry rule and the signals that end journeys; and every segment's rule.
+    Generated beside the machines."""
     index: dict[str, Any] = {}
+    segments: dict[str, Any] = {}
     for result in results:
+        if result.segments is not None:
+            for segment_id, segment in sorted(result.segments.segments.items()):
+                segments.setdefault(segment_id, index_entry(segment))
         workflow = result.workflow
         if workflow is None or result.machine is None or result.journey is None:
             continue
@@ -144,7 +187,7 @@ def workflow_index(results: Iterable[CompileResult]) -> dict[str, Any]:
             "goal": workflow.goal.key() if workflow.goal else None,
             "exits": [signal.key() for signal in result.journey.exits],
         }
-    return {"workflows": index}
+    return {"segments": segments, "workflows": index}
 
 
 def render_index(results: Iterable[CompileResult]) -> str:

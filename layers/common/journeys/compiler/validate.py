@@ -126,6 +126,9 @@ class Checker:
     document: SourceDocument
     templates: TemplateIndex
     known_workflows: frozenset[str] | None = None
+    #: The segments defined beside the workflows, and where (None: not checked).
+    known_segments: frozenset[str] | None = None
+    segments_hint: str = ""
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
     # --- helpers ---------------------------------------------------------------------
@@ -185,6 +188,7 @@ class Checker:
         self.check_ids()
         self.check_state_names()
         self.check_references()
+        self.check_segments()
         reachable = self.reachable()
         self.check_unreachable(reachable)
         self.check_endings(reachable)
@@ -386,6 +390,42 @@ class Checker:
                             step=node.label,
                             code="dangling-message",
                         )
+
+    def segment_references(self) -> Iterator[tuple[str, Path, str]]:
+        """Every segment the workflow names: (segment, where, step label)."""
+        workflow = self.journey.workflow
+        listed = isinstance(workflow.trigger, list)
+        for index, trigger in enumerate(workflow.triggers()):
+            for key in ("segment_entered", "segment_exited"):
+                name = getattr(trigger, key, None)
+                if name is not None:
+                    yield name, (("trigger", index, key) if listed else ("trigger", key)), ""
+        if workflow.goal is not None and workflow.goal.segment is not None:
+            yield workflow.goal.segment, ("goal", "segment"), ""
+        for index, criterion in enumerate(workflow.exit):
+            if criterion.segment is not None:
+                yield criterion.segment, ("exit", index, "segment"), ""
+        for node in self.journey.nodes.values():
+            for branch in node.branches:
+                for condition, where in _conditions(branch.condition, branch.path):
+                    if isinstance(condition, m.SegmentCondition):
+                        yield condition.segment, (*where, "segment"), node.label
+
+    def check_segments(self) -> None:
+        if self.known_segments is None:
+            return
+        reported: set[Path] = set()
+        for name, where, step in self.segment_references():
+            if name in self.known_segments or where in reported:
+                continue
+            reported.add(where)
+            self.report(
+                where,
+                f'there is no segment "{name}".' + did_you_mean(name, self.known_segments),
+                self.segments_hint or "define it in segments/<id>.yaml beside the workflows",
+                step=step,
+                code="unknown-segment",
+            )
 
     def check_unreachable(self, reachable: list[str]) -> None:
         reached = set(reachable)
@@ -852,5 +892,11 @@ def validate_journey(
     document: SourceDocument,
     templates: TemplateIndex,
     known_workflows: frozenset[str] | None = None,
+    known_segments: frozenset[str] | None = None,
+    segments_hint: str = "",
 ) -> list[Diagnostic]:
-    return Checker(journey, document, templates, known_workflows).run()
+    """Every problem of a parsed workflow. `known_workflows` and `known_segments`, when
+    given, are what `start_workflow` steps and segment references may name."""
+    return Checker(
+        journey, document, templates, known_workflows, known_segments, segments_hint
+    ).run()
