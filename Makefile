@@ -12,10 +12,11 @@ SAM := $(SAM_VENV)/bin/sam
 PY312_DIR := $(shell dirname "$$(ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | tail -1 | grep . || command -v python3.12)")
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: run test lint typecheck compile check-compiled schema bench build deploy-assets clean help
+.PHONY: run graphs test lint typecheck compile check-compiled schema bench build deploy-assets clean help
 
 help:
-	@echo "make run    validate and compile every workflow in workflows/, then show the graph of one"
+	@echo "make run    compile workflows/ and run the whole product locally (RUN_ARGS='--speed 1d')"
+	@echo "make graphs draw every workflow to build/graphs/<id>.html"
 	@echo "make test   lint, type-check, check compiled output is current, run all test tiers"
 	@echo "make build  sam validate --lint and sam build (offline; what sam deploy ships)"
 	@echo "make bench  run the benchmarks in bench/ and print their figures"
@@ -29,9 +30,11 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/journeys validate workflows/
 	$(BIN)/journeys compile workflows/ --out state_machines/
+	$(BIN)/journeys up $(RUN_ARGS)
+
+# Every workflow drawn to build/graphs/<id>.html.
+graphs: $(STAMP)
 	$(BIN)/journeys graph workflows/ --format html --out build/graphs/
-	@echo
-	@echo "Compiled state machines: state_machines/. Open build/graphs/cart-abandonment.html to see a journey."
 
 lint: $(STAMP)
 	$(BIN)/ruff check layers functions tests bench

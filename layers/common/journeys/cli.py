@@ -23,6 +23,7 @@ from journeys.compiler.pipeline import (
     render_machine,
 )
 from journeys.compiler.stack import render_stack
+from journeys.local import cli as local_cli
 
 MACHINE_SUFFIX = ".asl.json"
 STACK_FILE = "template.json"
@@ -37,6 +38,14 @@ Journeys turns marketing workflows written in YAML into AWS Step Functions state
                                          draw a workflow (Mermaid, SVG or HTML)
   journeys schema --out schema/workflow.schema.json
                                          JSON Schema for editor completion
+
+The local stack (no AWS account needed; `make run` starts it):
+  journeys up                            run the whole product on 127.0.0.1
+  journeys contact ana --email ana@example.com --list Newsletter
+  journeys event ana added_to_cart --prop cart_items=2
+  journeys import contacts.csv --workflow lead-nurture
+  journeys executions                    journeys and the step each contact is at
+  journeys outbox --follow               email, SMS, push and webhooks as they go out
 
 The workflow language is described in docs/workflow-language.md.
 """
@@ -323,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--check", action="store_true", help="with --out: exit 1 if the file is not current"
     )
     schema.set_defaults(run=command_schema)
+    local_cli.add_commands(commands)
     return parser
 
 

@@ -68,6 +68,14 @@ class ScaledClock:
             self.scale = _checked(scale)
             self._real_origin, self._origin = time.time(), moment
 
+    def reset(self, start: datetime, scale: float | None = None) -> None:
+        """Start over at `start` (tests put each scenario at a known moment; only safe
+        when nothing is waiting on the clock)."""
+        with self._lock:
+            if scale is not None:
+                self.scale = _checked(scale)
+            self._real_origin, self._origin = time.time(), start.astimezone(UTC)
+
     def advance(self, seconds: float) -> None:
         """Jump forward: waits due in the next `seconds` end at once."""
         if seconds < 0:

@@ -32,7 +32,7 @@ import re
 import ssl
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from http.client import HTTPException, HTTPMessage, InvalidURL
 from typing import IO, Annotated, Any, Literal
@@ -413,6 +413,23 @@ def _status_text(status: int, reason: str | None) -> str:
     return f"{status} {reason}".strip()
 
 
+SANDBOX_HEADER = "X-Journeys-Original-Url"
+
+
+def sandboxed(call: Call, settings: Settings) -> Call:
+    """`call` sent to `settings.http_sandbox_url` instead, keeping the path and query and
+    naming the real URL in the `X-Journeys-Original-Url` header; unchanged without one."""
+    if not settings.http_sandbox_url:
+        return call
+    parts = urlsplit(call.url)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    return replace(
+        call,
+        url=f"{settings.http_sandbox_url}/{parts.netloc}{path}",
+        headers={**call.headers, SANDBOX_HEADER: call.url},
+    )
+
+
 def http_request(call: Call, limits: Limits = LIMITS, *, read_body: bool = True) -> HttpResult:
     """Send `call`; the answer if it is 2xx, else the error the state machine acts on.
 
@@ -542,7 +559,7 @@ def webhook(
 ) -> dict[str, Any]:
     """Call the step's URL with its personalised headers and body; {"status": <code>}.
     `contact` skips the DynamoDB read (else it is loaded if a template needs it)."""
-    call = personalise(request, _contact_if_needed(request, contact))
+    call = sandboxed(personalise(request, _contact_if_needed(request, contact)), settings)
     return {"status": http_request(call, limits, read_body=False).status}
 
 
@@ -554,7 +571,7 @@ def fetch(
     limits: Limits = LIMITS,
 ) -> Json:
     """Call the step's URL and return the JSON object or list it answered, as is."""
-    call = personalise(request, _contact_if_needed(request, contact))
+    call = sandboxed(personalise(request, _contact_if_needed(request, contact)), settings)
     return parse_json(http_request(call, limits), call.where)
 
 
@@ -602,7 +619,7 @@ def audience(
     if contact is None:
         contact = store.load_contact(request.contact_id)
     document = audience_document(request, contact)
-    call = Call("POST", url, describe("POST", url), body=document)
+    call = sandboxed(Call("POST", url, describe("POST", url), body=document), settings)
     result = http_request(call, limits, read_body=False)
     return {"status": result.status, "action": document["action"]}
 

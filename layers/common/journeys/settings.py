@@ -42,6 +42,9 @@ class Settings:
     workflow_index: str = "index.json"
     #: Where ad-audience changes are posted (your connector to Facebook/Google/...).
     audience_webhook_url: str = ""
+    #: Send every webhook, fetch and audience call here instead (the local stack's sandbox;
+    #: a staging deployment could point it at a request inspector). Empty: the real URLs.
+    http_sandbox_url: str = ""
     #: Workflow statistics (journeys.stats); empty: statistics are not recorded.
     stats_table: str = ""
     #: CSV imports (journeys.imports): their counters, the bucket the validated files go
@@ -78,6 +81,7 @@ class Settings:
             state_machine_arn_prefix=env.get("STATE_MACHINE_ARN_PREFIX", ""),
             workflow_index=env.get("WORKFLOW_INDEX", "index.json"),
             audience_webhook_url=env.get("AUDIENCE_WEBHOOK_URL", ""),
+            http_sandbox_url=env.get("HTTP_SANDBOX_URL", "").rstrip("/"),
             stats_table=env.get("STATS_TABLE", ""),
             imports_table=env.get("IMPORTS_TABLE", ""),
             imports_bucket=env.get("IMPORTS_BUCKET", ""),

@@ -12,7 +12,10 @@
    execution-status events to the statistics function, the hourly sweep schedule, SNS
    topics invoking their subscribed functions;
 4. the API on 127.0.0.1, translated by `journeys.local.gateway` exactly as API Gateway
-   does, with an API key.
+   does, with an API key;
+5. an HTTP sandbox (`journeys.local.sandbox`) that webhooks and fetches reach instead of
+   the internet, answering from `demo/http/`;
+6. the outbox (`journeys.local.outbox`): everything sent, with the step that sent it.
 
 Every AWS SDK call the handlers make goes to the moto server through
 `AWS_ENDPOINT_URL`, so the code paths are the deployed ones; the AWS CLI and boto3 work
@@ -45,6 +48,7 @@ from journeys.local import engine
 from journeys.local.functions import FunctionHost, Invocation
 from journeys.local.outbox import Outbox
 from journeys.local.resources import Deployment, FunctionSpec, deploy
+from journeys.local.sandbox import HttpSandbox
 
 __all__ = ["LocalStack", "StackPaths", "event_pattern_matches", "rate_seconds"]
 
@@ -142,6 +146,7 @@ class LocalStack:
     api_key: str = field(default_factory=lambda: "local-" + secrets.token_hex(8))
     progress: Callable[[str], None] = field(default=lambda message: None)
     quiet: bool = False  # handlers log warnings only and print no metrics
+    start_time: datetime | None = None  # where journey time starts (default: now)
 
     deployment: Deployment | None = field(default=None, init=False)
     host: FunctionHost | None = field(default=None, init=False)
@@ -155,6 +160,7 @@ class LocalStack:
         self._workers: list[_Worker] = []
         self._server: Any = None
         self._api: Any = None
+        self._sandbox: HttpSandbox | None = None
         self._saved_env: dict[str, str | None] = {}
         self._previous_clock: journeys_clock.Clock | None = None
         self._ends: queue.Queue[engine.ExecutionEnd | None] = queue.Queue()
@@ -182,7 +188,14 @@ class LocalStack:
         from moto.server import ThreadedMotoServer
 
         default_user_config["stepfunctions"]["execute_state_machine"] = True
-        self._previous_clock = journeys_clock.install(journeys_clock.ScaledClock(self.time_scale))
+        # moto logs every caught Fail state (goal reached, journey ended) as an ERROR with
+        # the whole state machine: journeys end that way by design.
+        logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component").setLevel(
+            logging.CRITICAL
+        )
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self.clock = journeys_clock.ScaledClock(self.time_scale, self.start_time)
+        self._previous_clock = journeys_clock.install(self.clock)
 
         self.progress("starting the AWS endpoint (moto) on 127.0.0.1")
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
@@ -217,6 +230,7 @@ class LocalStack:
             parameters={"PushApplicationArn": push_application},
             progress=self.progress,
         )
+        self._sandbox = HttpSandbox(self.root / "demo" / "http").start()
         self._set_env(self._function_environment(self.deployment))
         from journeys.settings import get_settings
 
@@ -247,6 +261,9 @@ class LocalStack:
             engine.uninstall()
         if self.host is not None:
             self.host.close()
+        if self._sandbox is not None:
+            self._sandbox.stop()
+            self._sandbox = None
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -310,6 +327,8 @@ class LocalStack:
         # The layer's files on AWS (/opt/python/journeys/_deploy) are the project's here.
         environment["TEMPLATES_DIR"] = str(self.paths.message_templates)
         environment["WORKFLOW_INDEX"] = str(self.paths.workflow_index)
+        if self._sandbox is not None:  # webhooks and fetches stay on this machine
+            environment["HTTP_SANDBOX_URL"] = self._sandbox.url
         environment.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
         if self.quiet:
             environment["POWERTOOLS_LOG_LEVEL"] = "WARNING"

@@ -1,0 +1,177 @@
+"""Drive the local stack the way a web app and a marketer would: over its HTTP API, then
+read execution histories and the outbox.
+
+One stack serves the whole e2e session (starting it deploys 20 state machines). Each
+scenario gets fresh contact ids (`Journeys.contact_id`), starts at a known moment of
+journey time (`Journeys.at`), and stops its leftover executions when it ends.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from journeys.local.outbox import OutboxEntry
+from journeys.local.stack import LocalStack
+
+HTTP_CALLS = frozenset({"webhook", "fetch", "audience"})
+#: A Tuesday, 10:00 in London: inside every reference workflow's sending hours.
+WORKDAY_MORNING = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+
+
+class Journeys:
+    def __init__(self, stack: LocalStack) -> None:
+        self.stack = stack
+        self.sfn = stack.client("stepfunctions")
+        self.prefix = f"t{uuid.uuid4().hex[:6]}"
+        self._contacts: list[str] = []
+
+    # --- time ----------------------------------------------------------------------------
+
+    def at(self, moment: datetime = WORKDAY_MORNING, speed: float = 3600) -> None:
+        """Journey time restarts at `moment`, running `speed` times real time."""
+        self.stack.clock.reset(moment, speed)
+
+    def speed(self, scale: float) -> None:
+        self.stack.clock.set_scale(scale)
+
+    # --- the API -------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            self.stack.api_url + path,
+            data=data,
+            method=method,
+            headers={"x-api-key": self.stack.api_key, "content-type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                text = response.read().decode()
+                return response.status, json.loads(text) if text else None
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read().decode() or "null")
+
+    def contact_id(self, name: str) -> str:
+        return f"{self.prefix}-{name}"
+
+    def contact(self, name: str, **body: Any) -> str:
+        """PUT a contact (`name` gets this scenario's prefix); returns its id."""
+        contact_id = self.contact_id(name)
+        status, answer = self.request("PUT", f"/v1/contacts/{contact_id}", body)
+        assert status in (200, 201), answer
+        self._contacts.append(contact_id)
+        return contact_id
+
+    def event(
+        self, contact_id: str, name: str, event_id: str | None = None, **properties: Any
+    ) -> str:
+        event_id = event_id or f"{contact_id}-{name}-{uuid.uuid4().hex[:8]}"
+        body = {
+            "event_id": event_id,
+            "contact_id": contact_id,
+            "name": name,
+            "properties": properties,
+        }
+        status, answer = self.request("POST", "/v1/events", body)
+        assert status == 202, answer
+        return event_id
+
+    # --- what happened -------------------------------------------------------------------
+
+    def executions(self, workflow_id: str, contact_id: str) -> list[dict[str, Any]]:
+        arn = self.stack.state_machine_arn(workflow_id)
+        found = self.sfn.list_executions(stateMachineArn=arn)["executions"]
+        return [e for e in found if e["name"].startswith(f"{workflow_id}_{contact_id}_")]
+
+    def execution(
+        self, workflow_id: str, contact_id: str, timeout: float = 20
+    ) -> dict[str, Any]:
+        """The contact's (only) execution of the workflow, once it exists."""
+        return self._until(
+            lambda: (found := self.executions(workflow_id, contact_id)) and found[0],
+            timeout,
+            f"{contact_id} never entered {workflow_id}",
+        )
+
+    def finished(self, execution: dict[str, Any], timeout: float = 30) -> dict[str, Any]:
+        arn = execution["executionArn"]
+        return self._until(
+            lambda: (d := self.sfn.describe_execution(executionArn=arn))["status"] != "RUNNING"
+            and d,
+            timeout,
+            f"{execution['name']} is still running",
+        )
+
+    def path(self, execution: dict[str, Any]) -> list[str]:
+        """The states the execution entered, in order (the marketer's labels)."""
+        events = self.sfn.get_execution_history(
+            executionArn=execution["executionArn"], maxResults=1000
+        )["events"]
+        return [
+            e["stateEnteredEventDetails"]["name"]
+            for e in sorted(events, key=lambda e: e["id"])
+            if "stateEnteredEventDetails" in e
+        ]
+
+    def outbox(self, contact_id: str) -> list[OutboxEntry]:
+        assert self.stack.outbox is not None
+        return self.stack.outbox.entries(contact_id=contact_id)
+
+    def messages(self, contact_id: str, count: int, timeout: float = 30) -> list[OutboxEntry]:
+        """Wait until `count` messages (email, SMS, push, team alerts; not HTTP calls) went
+        to the contact; return them."""
+        self._until(
+            lambda: len(self.sent(contact_id)) >= count,
+            timeout,
+            f"{contact_id} got {channels(self.sent(contact_id))}, not {count} messages",
+        )
+        return self.sent(contact_id)
+
+    def sent(self, contact_id: str) -> list[OutboxEntry]:
+        return [e for e in self.outbox(contact_id) if e.channel not in HTTP_CALLS]
+
+    def calls(self, contact_id: str) -> list[OutboxEntry]:
+        """The webhooks, fetches and audience changes made for the contact."""
+        return [e for e in self.outbox(contact_id) if e.channel in HTTP_CALLS]
+
+    def until(self, check: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
+        return self._until(check, timeout, what or "the condition never held")
+
+    @staticmethod
+    def _until(check: Callable[[], Any], timeout: float, what: str) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = check()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(what)
+            time.sleep(0.1)
+
+    # --- clean-up ------------------------------------------------------------------------
+
+    def stop_all(self) -> None:
+        """Stop this scenario's executions so they do not run on into the next one."""
+        assert self.stack.deployment is not None
+        for arn in self.stack.deployment.state_machines.values():
+            for execution in self.sfn.list_executions(
+                stateMachineArn=arn, statusFilter="RUNNING"
+            )["executions"]:
+                if any(c in execution["name"] for c in self._contacts):
+                    self.sfn.stop_execution(executionArn=execution["executionArn"])
+
+
+def channels(entries: Iterable[OutboxEntry]) -> list[str]:
+    return [entry.channel for entry in entries]
+
+
+def quote(value: str) -> str:
+    return urllib.parse.quote(value, safe="")
