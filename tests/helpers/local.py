@@ -53,7 +53,7 @@ class Journeys:
             headers={"x-api-key": self.stack.api_key, "content-type": "application/json"},
         )
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=30) as response:
                 text = response.read().decode()
                 return response.status, json.loads(text) if text else None
         except urllib.error.HTTPError as error:
@@ -91,9 +91,7 @@ class Journeys:
         found = self.sfn.list_executions(stateMachineArn=arn)["executions"]
         return [e for e in found if e["name"].startswith(f"{workflow_id}_{contact_id}_")]
 
-    def execution(
-        self, workflow_id: str, contact_id: str, timeout: float = 20
-    ) -> dict[str, Any]:
+    def execution(self, workflow_id: str, contact_id: str, timeout: float = 20) -> dict[str, Any]:
         """The contact's (only) execution of the workflow, once it exists."""
         return self._until(
             lambda: (found := self.executions(workflow_id, contact_id)) and found[0],
@@ -104,8 +102,9 @@ class Journeys:
     def finished(self, execution: dict[str, Any], timeout: float = 30) -> dict[str, Any]:
         arn = execution["executionArn"]
         return self._until(
-            lambda: (d := self.sfn.describe_execution(executionArn=arn))["status"] != "RUNNING"
-            and d,
+            lambda: (
+                (d := self.sfn.describe_execution(executionArn=arn))["status"] != "RUNNING" and d
+            ),
             timeout,
             f"{execution['name']} is still running",
         )
@@ -162,9 +161,9 @@ class Journeys:
         """Stop this scenario's executions so they do not run on into the next one."""
         assert self.stack.deployment is not None
         for arn in self.stack.deployment.state_machines.values():
-            for execution in self.sfn.list_executions(
-                stateMachineArn=arn, statusFilter="RUNNING"
-            )["executions"]:
+            for execution in self.sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")[
+                "executions"
+            ]:
                 if any(c in execution["name"] for c in self._contacts):
                     self.sfn.stop_execution(executionArn=execution["executionArn"])
 
