@@ -23,7 +23,7 @@ moto (5.2.x) executes ASL for real, but four things stand between it and a journ
    execution and the local stack delivers the EventBridge event.
 
 `install` patches moto's classes in this process; `uninstall` restores them. The patches
-name moto internals, so moto is pinned (pyproject.toml) and `tests/unit/test_local_engine.py`
+name moto internals, so moto is pinned (pyproject.toml) and `tests/unit/test_local_stack.py`
 fails loudly when an upgrade moves them.
 """
 
