@@ -19,6 +19,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,8 @@ def command_up(args: argparse.Namespace) -> int:
         )
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:  # Powertools' advice is for Lambda operators, not this terminal
+        warnings.filterwarnings("ignore", module="aws_lambda_powertools")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     quiet = not args.verbose
 

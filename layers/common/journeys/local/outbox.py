@@ -16,6 +16,7 @@ from __future__ import annotations
 import email
 import email.policy
 import itertools
+import json
 import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -180,7 +181,7 @@ class Outbox:
             backend = sns_backends[ACCOUNT][self._region]
             for arn, endpoint in backend.platform_endpoints.items():
                 if message_id in endpoint.messages:
-                    return str(arn), None, str(endpoint.messages[message_id])
+                    return str(arn), None, _push_text(str(endpoint.messages[message_id]))
         return "", None, ""
 
 
@@ -196,10 +197,19 @@ def _email_content(raw: str, destinations: list[str]) -> tuple[str, str | None, 
     )
 
 
+def _push_text(message: str) -> str:
+    """The readable text of an SNS push (MessageStructure json: the `default` entry)."""
+    try:
+        structured = json.loads(message)
+    except json.JSONDecodeError:
+        return message
+    if isinstance(structured, dict) and isinstance(structured.get("default"), str):
+        return str(structured["default"])
+    return message
+
+
 def _short(value: Any, limit: int = 2000) -> str:
     if value is None:
         return ""
-    import json
-
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     return text if len(text) <= limit else text[:limit] + "…"
