@@ -78,6 +78,7 @@ schema: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_compiler.py
+	$(BIN)/python bench/bench_router_calls.py
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) build .aws-sam .pytest_cache .mypy_cache .ruff_cache layers/common/journeys/_deploy

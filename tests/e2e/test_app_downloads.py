@@ -86,7 +86,6 @@ def test_a_web_shopper_who_never_downloads_is_invited_three_times(journeys: Jour
         ("email", "Email app benefits"),
         ("sms", "Final SMS reminder"),
     ]
-    print(journeys.path(execution), [(m.at, m.channel) for m in sent])
     email = sent[1]
     assert email.to == "ana@example.com"
     assert email.subject == "Ana, your order is easier to follow in our app"
