@@ -35,6 +35,7 @@ import logging
 import os
 import queue
 import secrets
+import socket
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -125,6 +126,17 @@ def _matches_one(option: Any, value: Any) -> bool:
     return bool(option == value)
 
 
+def _check_free(port: int) -> None:
+    """moto's server thread would hang on a port in use instead of failing: check first."""
+    if not port:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as error:
+            raise OSError(f"port {port} on 127.0.0.1 is in use ({error.strerror})") from None
+
+
 def _epoch_ms(moment: datetime | None) -> int | None:
     return None if moment is None else int(moment.timestamp() * 1000)
 
@@ -197,6 +209,8 @@ class LocalStack:
         self.clock = journeys_clock.ScaledClock(self.time_scale, self.start_time)
         self._previous_clock = journeys_clock.install(self.clock)
 
+        for port in (self.port, self.api_port):
+            _check_free(port)
         self.progress("starting the AWS endpoint (moto) on 127.0.0.1")
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
