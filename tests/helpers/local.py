@@ -9,6 +9,7 @@ journey time (`Journeys.at`), and stops its leftover executions when it ends.
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -89,7 +90,7 @@ class Journeys:
     def executions(self, workflow_id: str, contact_id: str) -> list[dict[str, Any]]:
         arn = self.stack.state_machine_arn(workflow_id)
         found = self.sfn.list_executions(stateMachineArn=arn)["executions"]
-        return [e for e in found if e["name"].startswith(f"{workflow_id}_{contact_id}_")]
+        return [e for e in found if named_for(e["name"], workflow_id, contact_id)]
 
     def execution(self, workflow_id: str, contact_id: str, timeout: float = 20) -> dict[str, Any]:
         """The contact's (only) execution of the workflow, once it exists."""
@@ -164,8 +165,18 @@ class Journeys:
             for execution in self.sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")[
                 "executions"
             ]:
-                if any(c in execution["name"] for c in self._contacts):
+                workflow_id = arn.rsplit(":", 1)[-1].removeprefix("journeys-local-")
+                if any(named_for(execution["name"], workflow_id, c) for c in self._contacts):
                     self.sfn.stop_execution(executionArn=execution["executionArn"])
+
+
+def named_for(name: str, workflow_id: str, contact_id: str) -> bool:
+    """Whether an execution name is this contact's journey in this workflow, in either
+    form `journeys.router.execution_name` gives (readable, or cut and hashed)."""
+    readable = name.startswith(f"{workflow_id}_{contact_id}_")
+    safe = [re.sub(r"[^A-Za-z0-9-]", "-", part) for part in (workflow_id, contact_id)]
+    hashed = name.startswith(f"{safe[0][:24]}_{safe[1][:12]}__")
+    return readable or hashed
 
 
 def channels(entries: Iterable[OutboxEntry]) -> list[str]:
