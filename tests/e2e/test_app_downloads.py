@@ -3,6 +3,8 @@ then email, then a last SMS, until they download it; app users are left alone.""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.helpers.local import Journeys, channels
@@ -10,7 +12,7 @@ from tests.helpers.local import Journeys, channels
 pytestmark = pytest.mark.e2e
 
 WORKFLOW = "app-downloads"
-WEB_SHOPPER = {
+WEB_SHOPPER: dict[str, Any] = {
     "attributes": {"first_name": "Ana"},
     "channels": {
         "email": {"address": "ana@example.com", "status": "subscribed"},
@@ -18,7 +20,7 @@ WEB_SHOPPER = {
     },
     "time_zone": "Europe/London",
 }
-APP_USER = {
+APP_USER: dict[str, Any] = {
     **WEB_SHOPPER,
     "channels": {
         **WEB_SHOPPER["channels"],
@@ -46,6 +48,23 @@ def test_a_shopper_reachable_by_push_already_has_the_app(journeys: Journeys) -> 
     assert journeys.sent(ana) == []
 
 
+def test_downloading_before_the_sms_reaches_the_goal(journeys: Journeys) -> None:
+    # GIVEN a web shopper who checked out (the 24 h wait lasts 24 s at this speed)
+    ana = journeys.contact("ana", **WEB_SHOPPER)
+    journeys.event(ana, "checkout_completed", order_id="A-1004")
+    execution = journeys.execution(WORKFLOW, ana)
+    # WHEN she installs the app on her own during the wait
+    journeys.until(lambda: "Wait 24 h after checkout" in journeys.path(execution), 10)
+    journeys.event(ana, "app_downloaded")
+    # THEN the goal ends the journey there, before any invitation
+    finished = journeys.finished(execution)
+    assert finished["status"] == "SUCCEEDED"
+    path = journeys.path(execution)
+    assert in_order(path, "Wait 24 h after checkout", "Downloaded the app", "Goal reached")
+    assert "SMS app download link" not in path
+    assert journeys.sent(ana) == []
+
+
 def test_a_web_shopper_who_downloads_after_the_sms_gets_nothing_more(journeys: Journeys) -> None:
     # GIVEN a web shopper without the app
     ana = journeys.contact("ana", **WEB_SHOPPER)
@@ -57,7 +76,11 @@ def test_a_web_shopper_who_downloads_after_the_sms_gets_nothing_more(journeys: J
     journeys.stack.clock.advance(24 * 3600)
     # THEN the SMS with the download link goes to her phone
     [sms] = journeys.messages(ana, 1)
-    assert (sms.channel, sms.to, sms.step_label) == ("sms", "+447700900123", "SMS app download link")
+    assert (sms.channel, sms.to, sms.step_label) == (
+        "sms",
+        "+447700900123",
+        "SMS app download link",
+    )
     assert sms.body.startswith("Ana, track your order") and "app?c=sms1" in sms.body
     # WHEN she installs the app within the hour
     journeys.until(lambda: "Downloaded within 1 h of SMS?" in journeys.path(execution), 10)

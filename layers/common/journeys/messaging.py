@@ -379,10 +379,11 @@ Decision = Skip | Defer | Send
 
 
 def contact_context(contact: ContactView) -> dict[str, Any]:
-    """`contact` in templates: the attributes, plus `id` and the email address and phone
-    number on file when no attribute of that name exists."""
+    """`contact` in templates: the attributes, plus `id`, `tags` (sorted names) and the
+    email address and phone number on file when no attribute of that name exists."""
     values: dict[str, Any] = dict(contact.attributes)
     values["id"] = contact.contact_id
+    values.setdefault("tags", sorted(contact.tags))
     for name, channel in (("email", "email"), ("phone", "sms")):
         state = contact.channels.get(channel)
         if state is not None and state.address:

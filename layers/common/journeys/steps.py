@@ -211,7 +211,15 @@ def send(
         if settings.link_secret
         else None
     )
-    decision = messaging.decide(request, contact, template, recent, now, signer=signer)
+    decision = messaging.decide(
+        request,
+        contact,
+        template,
+        recent,
+        now,
+        signer=signer,
+        workflow_name=workflow_name(settings, request.workflow_id),
+    )
     if isinstance(decision, messaging.Defer):
         raise decision.error()
     if isinstance(decision, messaging.Skip):
@@ -238,6 +246,18 @@ def send(
         ).save()
     _count(request, "sent")
     return {"status": "sent", "message_id": message_id, "channel": request.channel}
+
+
+def workflow_name(settings: Settings, workflow_id: str) -> str | None:
+    """The workflow's name for templates (`{{ workflow.name }}`), from the deployed index;
+    None (templates then show the id) when the index cannot say."""
+    from journeys.router import WorkflowIndexError, load_index
+
+    try:
+        spec = load_index(settings.workflow_index).workflows.get(workflow_id)
+    except WorkflowIndexError:
+        return None
+    return spec.name or None if spec is not None else None
 
 
 def _count(request: SendStepRequest, metric: stats.StepMetric) -> None:

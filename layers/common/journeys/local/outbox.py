@@ -152,10 +152,15 @@ class Outbox:
             status = f"failed: {invocation.result.get('errorType')}: " + str(
                 invocation.result.get("errorMessage", "")
             )
+        if channel == "audience":  # posted to AUDIENCE_WEBHOOK_URL: name what changed
+            verb = "add to" if action == "add_to_audience" else "remove from"
+            target = f"{verb} {event.get('network', '')} audience {event.get('audience', '')}"
+        else:
+            target = f"{event.get('method', 'POST')} {event.get('url', '')}".strip()
         return OutboxEntry(
             **self._base(invocation),
             channel=channel,
-            to=f"{event.get('method', 'POST')} {event.get('url', '')}".strip(),
+            to=target,
             subject=action,
             body=_short(event.get("body")),
             message_id=None,

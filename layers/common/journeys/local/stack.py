@@ -343,6 +343,9 @@ class LocalStack:
         environment["WORKFLOW_INDEX"] = str(self.paths.workflow_index)
         if self._sandbox is not None:  # webhooks and fetches stay on this machine
             environment["HTTP_SANDBOX_URL"] = self._sandbox.url
+            # Ad-audience changes need a connector URL; the sandbox takes them locally.
+            if not environment.get("AUDIENCE_WEBHOOK_URL"):
+                environment["AUDIENCE_WEBHOOK_URL"] = "https://audiences.example.com/v1/changes"
         environment.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
         if self.quiet:
             environment["POWERTOOLS_LOG_LEVEL"] = "WARNING"
