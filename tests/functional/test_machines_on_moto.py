@@ -1,19 +1,49 @@
-"""Compiled state machines on the local Step Functions engine (moto's interpreter)."""
+"""Compiled state machines on moto's Step Functions interpreter, in process (mock_aws):
+the direct integrations (DynamoDB, SQS, Parallel races, random splits) without Lambdas."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from journeys.compiler.pipeline import CompileResult, render_machine
-from tests.helpers.aws import ROLE_ARN, fill_substitutions, history_state_names
+from tests.helpers.aws import (
+    REGION,
+    ROLE_ARN,
+    create_queues,
+    create_tables,
+    fill_substitutions,
+    history_state_names,
+    load_template,
+)
 from tests.helpers.workflows import compile_one
 
-pytestmark = pytest.mark.e2e
+
+@pytest.fixture
+def local_aws() -> Iterator[dict[str, Any]]:
+    """moto with its Step Functions interpreter on, and the template's tables and queues."""
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        template = load_template()
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        sqs = boto3.client("sqs", region_name=REGION)
+        tables = create_tables(dynamodb, template)
+        queues = create_queues(sqs, template)
+        yield {
+            "stepfunctions": boto3.client("stepfunctions", region_name=REGION),
+            "dynamodb": dynamodb,
+            "sqs": sqs,
+            "substitutions": {
+                "ContactsTableName": tables["ContactsTable"],
+                "EventsQueueUrl": queues["EventsQueue"],
+            },
+        }
 
 
 def create_machine(aws: dict[str, Any], result: CompileResult) -> str:
