@@ -828,14 +828,16 @@ def import_status(import_id: str, settings: Settings, sfn: Any = None) -> Import
     if not _IMPORT_ID.match(import_id):
         return None
     bind(settings)
-    try:
-        summary = ImportRecord.get(import_id, SUMMARY, consistent_read=True)
-    except ImportRecord.DoesNotExist:
-        return None
+    # The status first, then the counts: a batch finishing between the two reads then
+    # shows as counted under RUNNING, never as missing under SUCCEEDED.
     described = _describe(
         sfn or _client("stepfunctions", settings.region),
         execution_arn(settings.import_state_machine_arn, import_id),
     )
+    try:
+        summary = ImportRecord.get(import_id, SUMMARY, consistent_read=True)
+    except ImportRecord.DoesNotExist:
+        return None
     status = str(described["status"]) if described else "NOT_STARTED"
     stopped = described.get("stopDate") if described else None
     error = None
