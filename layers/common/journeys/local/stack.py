@@ -160,6 +160,7 @@ class LocalStack:
     progress: Callable[[str], None] = field(default=lambda message: None)
     quiet: bool = False  # handlers log warnings only and print no metrics
     start_time: datetime | None = None  # where journey time starts (default: now)
+    schedules: bool = True  # run the template's schedules (tests call the sweep themselves)
 
     deployment: Deployment | None = field(default=None, init=False)
     host: FunctionHost | None = field(default=None, init=False)
@@ -381,6 +382,8 @@ class LocalStack:
                         functools.partial(self._poll, spec, url, properties),
                     )
                 elif kind == "Schedule":
+                    if not self.schedules:
+                        continue
                     period = rate_seconds(str(properties["Schedule"]))
                     self._spawn(
                         f"schedule-{spec.logical_id}",
