@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.local import Journeys, channels
+from tests.helpers.local import Journeys, channels, in_order
 
 pytestmark = pytest.mark.e2e
 
@@ -27,12 +27,6 @@ APP_USER: dict[str, Any] = {
         "push": {"address": "ana-phone-token", "status": "subscribed"},
     },
 }
-
-
-def in_order(path: list[str], *labels: str) -> bool:
-    """Whether `labels` were entered in this order (other states may come between)."""
-    remaining = iter(path)
-    return all(label in remaining for label in labels)
 
 
 def test_a_shopper_reachable_by_push_already_has_the_app(journeys: Journeys) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from journeys.local.outbox import OutboxEntry
-from tests.helpers.local import Journeys, channels
+from tests.helpers.local import Journeys, channels, contact_record, first_run, runs
 
 pytestmark = pytest.mark.e2e
 
@@ -50,47 +50,6 @@ def sweep(journeys: Journeys) -> int:
         "detail": {},
     }
     return int(journeys.stack.invoke("SweepFunction", event)["enqueued"])
-
-
-def runs(journeys: Journeys, workflow_id: str, contact_id: str) -> list[dict[str, Any]]:
-    """The contact's executions of the workflow, oldest first, every page read.
-
-    `Journeys.executions` reads moto's first page only (100 executions, newest journey
-    time first: these scenarios stand before the harness's workday morning) and misses
-    names the router shortens (``<workflow[:24]>_<contact[:12]>__<digest>``)."""
-    arn = journeys.stack.state_machine_arn(workflow_id)
-    prefixes = (f"{workflow_id}_{contact_id}_", f"{workflow_id[:24]}_{contact_id[:12]}__")
-    found = [
-        execution
-        for page in journeys.sfn.get_paginator("list_executions").paginate(stateMachineArn=arn)
-        for execution in page["executions"]
-        if execution["name"].startswith(prefixes)
-    ]
-    mine = [
-        execution
-        for execution in found
-        if json.loads(
-            journeys.sfn.describe_execution(executionArn=execution["executionArn"])["input"]
-        )["contact_id"]
-        == contact_id
-    ]
-    return sorted(mine, key=lambda execution: execution["startDate"])
-
-
-def first_run(journeys: Journeys, workflow_id: str, contact_id: str) -> dict[str, Any]:
-    """The contact's first execution of the workflow, once it exists."""
-    found: list[dict[str, Any]] = journeys.until(
-        lambda: runs(journeys, workflow_id, contact_id),
-        20,
-        f"{contact_id} never entered {workflow_id}",
-    )
-    return found[0]
-
-
-def contact_record(journeys: Journeys, contact_id: str) -> dict[str, Any]:
-    status, body = journeys.request("GET", f"/v1/contacts/{contact_id}")
-    assert status == 200, body
-    return dict(body)
 
 
 def opened(journeys: Journeys, message: OutboxEntry) -> None:

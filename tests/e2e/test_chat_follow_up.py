@@ -13,7 +13,7 @@ import pytest
 from journeys.local.functions import Invocation
 from journeys.local.outbox import OutboxEntry
 from journeys.messaging import encode_tag_value
-from tests.helpers.local import Journeys, channels, quote
+from tests.helpers.local import Journeys, channels, in_order, quote, step_results
 
 pytestmark = pytest.mark.e2e
 
@@ -34,12 +34,6 @@ CUSTOMER: dict[str, Any] = {
 
 
 # --- helpers this file needs (see the report: candidates for tests/helpers/local.py) ------
-
-
-def in_order(path: list[str], *labels: str) -> bool:
-    """Whether `labels` were entered in this order (other states may come between)."""
-    remaining = iter(path)
-    return all(label in remaining for label in labels)
 
 
 def after_step(journeys: Journeys, contact_id: str, label: str, do: Callable[[], None]) -> None:
@@ -86,22 +80,6 @@ def open_email(journeys: Journeys, message: OutboxEntry) -> None:
     journeys.stack.client("sns").publish(
         TopicArn=journeys.stack.deployment.refs["FeedbackTopic"], Message=json.dumps(record)
     )
-
-
-def step_results(journeys: Journeys, execution: dict[str, Any], label: str) -> list[Any]:
-    """What the Task state `label` answered each time it ran (the Lambda's payload)."""
-    events = journeys.sfn.get_execution_history(
-        executionArn=execution["executionArn"], maxResults=1000
-    )["events"]
-    results: list[Any] = []
-    current = ""
-    for event in sorted(events, key=lambda e: e["id"]):
-        if "stateEnteredEventDetails" in event:
-            current = event["stateEnteredEventDetails"]["name"]
-        elif event["type"] == "TaskSucceeded" and current == label:
-            output = json.loads(event["taskSucceededEventDetails"]["output"])
-            results.append(output.get("Payload", output))
-    return results
 
 
 def tags(journeys: Journeys, contact_id: str) -> set[str]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.local import Journeys, channels
+from tests.helpers.local import Journeys, channels, contact_record, entered, routed, sweep, trigger
 
 pytestmark = pytest.mark.e2e
 
@@ -28,23 +28,6 @@ pytestmark = pytest.mark.e2e
 MORNING = datetime(2026, 11, 12, 10, 0, tzinfo=UTC)
 WORKFLOW = "churn-prevention"
 LONDON = "Europe/London"
-
-
-def sweep(journeys: Journeys) -> int:
-    """One run of the hourly sweep at the current journey time, as EventBridge sends it."""
-    now = journeys.stack.clock.now()
-    event = {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": "123456789012",
-        "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": "us-east-1",
-        "resources": ["arn:aws:events:us-east-1:123456789012:rule/e2e-sweep"],
-        "detail": {},
-    }
-    return int(journeys.stack.invoke("SweepFunction", event)["enqueued"])
 
 
 def logins(journeys: Journeys, contact_id: str, *ago: timedelta) -> list[str]:
@@ -64,31 +47,6 @@ def logins(journeys: Journeys, contact_id: str, *ago: timedelta) -> list[str]:
     status, answer = journeys.request("POST", "/v1/events/batch", {"events": events})
     assert status == 202, answer
     return [str(event["event_id"]) for event in events]
-
-
-def routed(contact_id: str, event_id: str) -> bool:
-    """Whether the router has finished with the event (its routing marker says so)."""
-    from journeys.router import MARKER_PREFIX, RoutingMarker, bind
-    from journeys.settings import get_settings
-
-    bind(get_settings())
-    try:
-        marker = RoutingMarker.get(contact_id, MARKER_PREFIX + event_id, consistent_read=True)
-    except RoutingMarker.DoesNotExist:
-        return False
-    return marker.routed_at is not None
-
-
-def trigger(journeys: Journeys, execution: dict[str, Any]) -> dict[str, Any]:
-    """What started the execution (its input's `trigger`)."""
-    described = journeys.sfn.describe_execution(executionArn=execution["executionArn"])
-    return dict(json.loads(described["input"])["trigger"])
-
-
-def contact_record(journeys: Journeys, contact_id: str) -> dict[str, Any]:
-    status, body = journeys.request("GET", f"/v1/contacts/{contact_id}")
-    assert status == 200, body
-    return dict(body)
 
 
 def runs(journeys: Journeys, contact_id: str) -> list[dict[str, Any]]:
@@ -118,10 +76,6 @@ def first_run(journeys: Journeys, contact_id: str) -> dict[str, Any]:
         lambda: runs(journeys, contact_id), 20, f"{contact_id} never entered {WORKFLOW}"
     )
     return found[0]
-
-
-def entered(journeys: Journeys, execution: dict[str, Any], label: str) -> None:
-    journeys.until(lambda: label in journeys.path(execution), 15, f"never entered {label!r}")
 
 
 def after(path: list[str], label: str) -> list[str]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.local import Journeys, channels
+from tests.helpers.local import Journeys, channels, contact_record, entered, runs, sweep
 
 pytestmark = pytest.mark.e2e
 
@@ -27,23 +27,6 @@ MORNING = datetime(2026, 11, 10, 10, 0, tzinfo=UTC)
 WORKFLOW = "cold-user-reactivation"
 SCORING = "engagement-scoring"
 DAY = 86400
-
-
-def sweep(journeys: Journeys) -> int:
-    """One run of the hourly sweep at the current journey time, as EventBridge sends it."""
-    now = journeys.stack.clock.now()
-    event = {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": "123456789012",
-        "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": "us-east-1",
-        "resources": ["arn:aws:events:us-east-1:123456789012:rule/e2e-sweep"],
-        "detail": {},
-    }
-    return int(journeys.stack.invoke("SweepFunction", event)["enqueued"])
 
 
 def past_event(journeys: Journeys, contact_id: str, name: str, ago: timedelta) -> None:
@@ -59,37 +42,6 @@ def past_event(journeys: Journeys, contact_id: str, name: str, ago: timedelta) -
     assert status == 202, answer
 
 
-def contact_record(journeys: Journeys, contact_id: str) -> dict[str, Any]:
-    status, body = journeys.request("GET", f"/v1/contacts/{contact_id}")
-    assert status == 200, body
-    return dict(body)
-
-
-def runs(journeys: Journeys, workflow_id: str, contact_id: str) -> list[dict[str, Any]]:
-    """The contact's executions of the workflow, oldest first, every page read.
-
-    `Journeys.executions` reads moto's first page only (100 executions, newest journey
-    time first: these scenarios stand before the harness's workday morning) and misses
-    names the router shortens (``<workflow[:24]>_<contact[:12]>__<digest>``)."""
-    arn = journeys.stack.state_machine_arn(workflow_id)
-    prefixes = (f"{workflow_id}_{contact_id}_", f"{workflow_id[:24]}_{contact_id[:12]}__")
-    found = [
-        execution
-        for page in journeys.sfn.get_paginator("list_executions").paginate(stateMachineArn=arn)
-        for execution in page["executions"]
-        if execution["name"].startswith(prefixes)
-    ]
-    mine = [
-        execution
-        for execution in found
-        if json.loads(
-            journeys.sfn.describe_execution(executionArn=execution["executionArn"])["input"]
-        )["contact_id"]
-        == contact_id
-    ]
-    return sorted(mine, key=lambda execution: execution["startDate"])
-
-
 def first_run(
     journeys: Journeys, workflow_id: str, contact_id: str, timeout: float = 20
 ) -> dict[str, Any]:
@@ -99,10 +51,6 @@ def first_run(
         f"{contact_id} never entered {workflow_id}",
     )
     return found[0]
-
-
-def entered(journeys: Journeys, execution: dict[str, Any], label: str) -> None:
-    journeys.until(lambda: label in journeys.path(execution), 15, f"never entered {label!r}")
 
 
 def after(path: list[str], label: str) -> list[str]:

@@ -14,7 +14,7 @@ import pytest
 from journeys.local.functions import Invocation
 from journeys.local.outbox import OutboxEntry
 from journeys.messaging import encode_tag_value
-from tests.helpers.local import Journeys, quote
+from tests.helpers.local import Journeys, in_order, stored
 
 pytestmark = pytest.mark.e2e
 
@@ -34,12 +34,6 @@ TWO_DAYS = 2 * 86400
 
 
 # --- helpers this file needs (see the report: candidates for tests/helpers/local.py) ------
-
-
-def in_order(path: list[str], *labels: str) -> bool:
-    """Whether `labels` were entered in this order (other states may come between)."""
-    remaining = iter(path)
-    return all(label in remaining for label in labels)
 
 
 def after_step(journeys: Journeys, contact_id: str, label: str, do: Callable[[], Any]) -> None:
@@ -94,12 +88,6 @@ def from_workflow(journeys: Journeys, contact_id: str, count: int = 0) -> list[O
 
     journeys.until(lambda: len(mine()) >= count, 30, f"{contact_id} got {mine()}")
     return mine()
-
-
-def stored(journeys: Journeys, contact_id: str) -> dict[str, Any]:
-    status, contact = journeys.request("GET", f"/v1/contacts/{quote(contact_id)}")
-    assert status == 200, contact
-    return dict(contact)
 
 
 def handed_to_lead_nurture(journeys: Journeys, contact_id: str) -> bool:

@@ -11,37 +11,19 @@ crossed. Scenarios stand before the harness's workday morning (2026-11-24).
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from tests.helpers.local import Journeys
+from tests.helpers.local import Journeys, contact_record, runs, sweep, trigger
 
 pytestmark = pytest.mark.e2e
 
 #: Tuesday 10 November 2026, 10:00 in London.
 MORNING = datetime(2026, 11, 10, 10, 0, tzinfo=UTC)
 WORKFLOW = "engagement-scoring"
-
-
-def sweep(journeys: Journeys) -> int:
-    """One run of the hourly sweep at the current journey time, as EventBridge sends it."""
-    now = journeys.stack.clock.now()
-    event = {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": "123456789012",
-        "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": "us-east-1",
-        "resources": ["arn:aws:events:us-east-1:123456789012:rule/e2e-sweep"],
-        "detail": {},
-    }
-    return int(journeys.stack.invoke("SweepFunction", event)["enqueued"])
 
 
 def past_event(journeys: Journeys, contact_id: str, name: str, ago: timedelta) -> None:
@@ -58,37 +40,6 @@ def past_event(journeys: Journeys, contact_id: str, name: str, ago: timedelta) -
     assert status == 202, answer
 
 
-def contact_record(journeys: Journeys, contact_id: str) -> dict[str, Any]:
-    status, body = journeys.request("GET", f"/v1/contacts/{contact_id}")
-    assert status == 200, body
-    return dict(body)
-
-
-def runs(journeys: Journeys, workflow_id: str, contact_id: str) -> list[dict[str, Any]]:
-    """The contact's executions of the workflow, oldest first, every page read.
-
-    `Journeys.executions` reads moto's first page only (100 executions, newest journey
-    time first: these scenarios stand before the harness's workday morning) and misses
-    names the router shortens (``<workflow[:24]>_<contact[:12]>__<digest>``)."""
-    arn = journeys.stack.state_machine_arn(workflow_id)
-    prefixes = (f"{workflow_id}_{contact_id}_", f"{workflow_id[:24]}_{contact_id[:12]}__")
-    found = [
-        execution
-        for page in journeys.sfn.get_paginator("list_executions").paginate(stateMachineArn=arn)
-        for execution in page["executions"]
-        if execution["name"].startswith(prefixes)
-    ]
-    mine = [
-        execution
-        for execution in found
-        if json.loads(
-            journeys.sfn.describe_execution(executionArn=execution["executionArn"])["input"]
-        )["contact_id"]
-        == contact_id
-    ]
-    return sorted(mine, key=lambda execution: execution["startDate"])
-
-
 def finished_runs(journeys: Journeys, contact_id: str, count: int) -> list[dict[str, Any]]:
     """Wait for `count` finished executions of engagement-scoring; return them."""
 
@@ -97,12 +48,6 @@ def finished_runs(journeys: Journeys, contact_id: str, count: int) -> list[dict[
         return found if len(found) >= count else []
 
     return list(journeys.until(done, 20, f"{contact_id} was not scored {count} times"))
-
-
-def trigger(journeys: Journeys, execution: dict[str, Any]) -> dict[str, Any]:
-    """What started the execution (its input's `trigger`)."""
-    described = journeys.sfn.describe_execution(executionArn=execution["executionArn"])
-    return dict(json.loads(described["input"])["trigger"])
 
 
 def scored(journeys: Journeys, execution: dict[str, Any]) -> list[str]:

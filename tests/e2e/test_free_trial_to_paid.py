@@ -4,14 +4,13 @@ then a reminder of the course in their cart; paying after either scores +10."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from journeys.local.functions import Invocation
-from tests.helpers.local import Journeys, channels, quote
+from tests.helpers.local import Journeys, channels, in_order, step_results, stored
 
 pytestmark = pytest.mark.e2e
 
@@ -36,12 +35,6 @@ ENGAGED_LEARNER: dict[str, Any] = {
 # --- helpers this file needs (see the report: candidates for tests/helpers/local.py) ------
 
 
-def in_order(path: list[str], *labels: str) -> bool:
-    """Whether `labels` were entered in this order (other states may come between)."""
-    remaining = iter(path)
-    return all(label in remaining for label in labels)
-
-
 def after_step(journeys: Journeys, contact_id: str, label: str, do: Callable[[], Any]) -> None:
     """Run `do` once, in the engine's thread, as soon as the step `label` of the contact's
     journey has run successfully: before the next state starts, so a speed set here is the
@@ -61,28 +54,6 @@ def after_step(journeys: Journeys, contact_id: str, label: str, do: Callable[[],
             do()
 
     journeys.stack.observe(observer)
-
-
-def step_results(journeys: Journeys, execution: dict[str, Any], label: str) -> list[Any]:
-    """What the Task state `label` answered each time it ran (the Lambda's payload)."""
-    events = journeys.sfn.get_execution_history(
-        executionArn=execution["executionArn"], maxResults=1000
-    )["events"]
-    results: list[Any] = []
-    current = ""
-    for event in sorted(events, key=lambda e: e["id"]):
-        if "stateEnteredEventDetails" in event:
-            current = event["stateEnteredEventDetails"]["name"]
-        elif event["type"] == "TaskSucceeded" and current == label:
-            output = json.loads(event["taskSucceededEventDetails"]["output"])
-            results.append(output.get("Payload", output))
-    return results
-
-
-def stored(journeys: Journeys, contact_id: str) -> dict[str, Any]:
-    status, contact = journeys.request("GET", f"/v1/contacts/{quote(contact_id)}")
-    assert status == 200, contact
-    return dict(contact)
 
 
 def learner(journeys: Journeys, body: dict[str, Any]) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from journeys.local.outbox import OutboxEntry
-from tests.helpers.local import Journeys, quote
+from tests.helpers.local import Journeys, stored
 
 pytestmark = pytest.mark.e2e
 
@@ -38,12 +38,6 @@ def path(journeys: Journeys, execution: dict[str, Any]) -> list[str]:
     of a double quote in the state names of the history (`Subscribe to \\"Live chat
     tips\\"`); AWS does not."""
     return [label.replace('\\"', '"') for label in journeys.path(execution)]
-
-
-def stored(journeys: Journeys, contact_id: str) -> dict[str, Any]:
-    status, contact = journeys.request("GET", f"/v1/contacts/{quote(contact_id)}")
-    assert status == 200, contact
-    return dict(contact)
 
 
 def from_workflow(journeys: Journeys, contact_id: str) -> list[OutboxEntry]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.local import Journeys, channels
+from tests.helpers.local import Journeys, after, channels, contact_record
 
 pytestmark = pytest.mark.e2e
 
@@ -79,16 +79,6 @@ def first_run(journeys: Journeys, contact_id: str) -> dict[str, Any]:
         lambda: runs(journeys, contact_id), 20, f"{contact_id} never entered {WORKFLOW}"
     )
     return found[0]
-
-
-def contact_record(journeys: Journeys, contact_id: str) -> dict[str, Any]:
-    status, body = journeys.request("GET", f"/v1/contacts/{contact_id}")
-    assert status == 200, body
-    return dict(body)
-
-
-def after(path: list[str], label: str) -> list[str]:
-    return path[path.index(label) :]
 
 
 def entered(journeys: Journeys, execution: dict[str, Any], label: str) -> None:

@@ -18,7 +18,16 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.local import Journeys, channels
+from tests.helpers.local import (
+    Journeys,
+    after,
+    channels,
+    contact_record,
+    entered,
+    first_run,
+    routed,
+    runs,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -34,55 +43,6 @@ def subscriber(name: str) -> dict[str, Any]:
         "lists": {"subscribe": ["Newsletter"]},
         "time_zone": "Europe/London",
     }
-
-
-def runs(journeys: Journeys, workflow_id: str, contact_id: str) -> list[dict[str, Any]]:
-    """The contact's executions of the workflow, oldest first, every page read.
-
-    `Journeys.executions` reads moto's first page only (100 executions, newest journey
-    time first: these scenarios stand before the harness's workday morning) and misses
-    names the router shortens (``<workflow[:24]>_<contact[:12]>__<digest>``)."""
-    arn = journeys.stack.state_machine_arn(workflow_id)
-    prefixes = (f"{workflow_id}_{contact_id}_", f"{workflow_id[:24]}_{contact_id[:12]}__")
-    found = [
-        execution
-        for page in journeys.sfn.get_paginator("list_executions").paginate(stateMachineArn=arn)
-        for execution in page["executions"]
-        if execution["name"].startswith(prefixes)
-    ]
-    mine = [
-        execution
-        for execution in found
-        if json.loads(
-            journeys.sfn.describe_execution(executionArn=execution["executionArn"])["input"]
-        )["contact_id"]
-        == contact_id
-    ]
-    return sorted(mine, key=lambda execution: execution["startDate"])
-
-
-def first_run(journeys: Journeys, workflow_id: str, contact_id: str) -> dict[str, Any]:
-    """The contact's first execution of the workflow, once it exists."""
-    found: list[dict[str, Any]] = journeys.until(
-        lambda: runs(journeys, workflow_id, contact_id),
-        20,
-        f"{contact_id} never entered {workflow_id}",
-    )
-    return found[0]
-
-
-def contact_record(journeys: Journeys, contact_id: str) -> dict[str, Any]:
-    status, body = journeys.request("GET", f"/v1/contacts/{contact_id}")
-    assert status == 200, body
-    return dict(body)
-
-
-def entered(journeys: Journeys, execution: dict[str, Any], label: str) -> None:
-    journeys.until(lambda: label in journeys.path(execution), 15, f"never entered {label!r}")
-
-
-def after(path: list[str], label: str) -> list[str]:
-    return path[path.index(label) :]
 
 
 def state_input(journeys: Journeys, execution: dict[str, Any], label: str) -> dict[str, Any]:
@@ -211,19 +171,6 @@ def chat_event(
     status, answer = journeys.request("POST", "/v1/events", body)
     assert status == 202, answer
     return body
-
-
-def routed(contact_id: str, event_id: str) -> bool:
-    """Whether the router has finished with the event (its routing marker says so)."""
-    from journeys.router import MARKER_PREFIX, RoutingMarker, bind
-    from journeys.settings import get_settings
-
-    bind(get_settings())
-    try:
-        marker = RoutingMarker.get(contact_id, MARKER_PREFIX + event_id, consistent_read=True)
-    except RoutingMarker.DoesNotExist:
-        return False
-    return marker.routed_at is not None
 
 
 def chatter(journeys: Journeys, name: str) -> str:

@@ -12,7 +12,7 @@ import pytest
 
 from journeys.local.functions import Invocation
 from journeys.local.outbox import OutboxEntry
-from tests.helpers.local import Journeys, quote
+from tests.helpers.local import Journeys, in_order, quote, step_results
 
 pytestmark = pytest.mark.e2e
 
@@ -36,12 +36,6 @@ APP_USER: dict[str, Any] = {
 
 
 # --- helpers this file needs (see the report: candidates for tests/helpers/local.py) ------
-
-
-def in_order(path: list[str], *labels: str) -> bool:
-    """Whether `labels` were entered in this order (other states may come between)."""
-    remaining = iter(path)
-    return all(label in remaining for label in labels)
 
 
 def after_step(journeys: Journeys, contact_id: str, label: str, do: Callable[[], Any]) -> None:
@@ -74,22 +68,6 @@ def from_workflow(journeys: Journeys, contact_id: str, count: int = 0) -> list[O
 
     journeys.until(lambda: len(mine()) >= count, 30, f"{contact_id} got {mine()}")
     return mine()
-
-
-def step_results(journeys: Journeys, execution: dict[str, Any], label: str) -> list[Any]:
-    """What the Task state `label` answered each time it ran (the Lambda's payload)."""
-    events = journeys.sfn.get_execution_history(
-        executionArn=execution["executionArn"], maxResults=1000
-    )["events"]
-    results: list[Any] = []
-    current = ""
-    for event in sorted(events, key=lambda e: e["id"]):
-        if "stateEnteredEventDetails" in event:
-            current = event["stateEnteredEventDetails"]["name"]
-        elif event["type"] == "TaskSucceeded" and current == label:
-            output = json.loads(event["taskSucceededEventDetails"]["output"])
-            results.append(output.get("Payload", output))
-    return results
 
 
 def segments(journeys: Journeys, contact_id: str) -> set[str]:

@@ -191,3 +191,117 @@ def channels(entries: Iterable[OutboxEntry]) -> list[str]:
 
 def quote(value: str) -> str:
     return urllib.parse.quote(value, safe="")
+
+
+# --- Scenario helpers shared by the e2e files ------------------------------------------
+
+
+def sweep(journeys: Journeys) -> int:
+    """One run of the hourly sweep at the current journey time, as EventBridge sends it."""
+    now = journeys.stack.clock.now()
+    event = {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/e2e-sweep"],
+        "detail": {},
+    }
+    return int(journeys.stack.invoke("SweepFunction", event)["enqueued"])
+
+
+def runs(journeys: Journeys, workflow_id: str, contact_id: str) -> list[dict[str, Any]]:
+    """The contact's executions of the workflow, oldest first, every page read.
+
+    `Journeys.executions` reads moto's first page only (100 executions, newest journey
+    time first: these scenarios stand before the harness's workday morning) and misses
+    names the router shortens (``<workflow[:24]>_<contact[:12]>__<digest>``)."""
+    arn = journeys.stack.state_machine_arn(workflow_id)
+    prefixes = (f"{workflow_id}_{contact_id}_", f"{workflow_id[:24]}_{contact_id[:12]}__")
+    found = [
+        execution
+        for page in journeys.sfn.get_paginator("list_executions").paginate(stateMachineArn=arn)
+        for execution in page["executions"]
+        if execution["name"].startswith(prefixes)
+    ]
+    mine = [
+        execution
+        for execution in found
+        if json.loads(
+            journeys.sfn.describe_execution(executionArn=execution["executionArn"])["input"]
+        )["contact_id"]
+        == contact_id
+    ]
+    return sorted(mine, key=lambda execution: execution["startDate"])
+
+
+def first_run(journeys: Journeys, workflow_id: str, contact_id: str) -> dict[str, Any]:
+    """The contact's first execution of the workflow, once it exists."""
+    found: list[dict[str, Any]] = journeys.until(
+        lambda: runs(journeys, workflow_id, contact_id),
+        20,
+        f"{contact_id} never entered {workflow_id}",
+    )
+    return found[0]
+
+
+def contact_record(journeys: Journeys, contact_id: str) -> dict[str, Any]:
+    status, body = journeys.request("GET", f"/v1/contacts/{contact_id}")
+    assert status == 200, body
+    return dict(body)
+
+
+def entered(journeys: Journeys, execution: dict[str, Any], label: str) -> None:
+    journeys.until(lambda: label in journeys.path(execution), 15, f"never entered {label!r}")
+
+
+def after(path: list[str], label: str) -> list[str]:
+    return path[path.index(label) :]
+
+
+def in_order(path: list[str], *labels: str) -> bool:
+    """Whether `labels` were entered in this order (other states may come between)."""
+    remaining = iter(path)
+    return all(label in remaining for label in labels)
+
+
+def step_results(journeys: Journeys, execution: dict[str, Any], label: str) -> list[Any]:
+    """What the Task state `label` answered each time it ran (the Lambda's payload)."""
+    events = journeys.sfn.get_execution_history(
+        executionArn=execution["executionArn"], maxResults=1000
+    )["events"]
+    results: list[Any] = []
+    current = ""
+    for event in sorted(events, key=lambda e: e["id"]):
+        if "stateEnteredEventDetails" in event:
+            current = event["stateEnteredEventDetails"]["name"]
+        elif event["type"] == "TaskSucceeded" and current == label:
+            output = json.loads(event["taskSucceededEventDetails"]["output"])
+            results.append(output.get("Payload", output))
+    return results
+
+
+def routed(contact_id: str, event_id: str) -> bool:
+    """Whether the router has finished with the event (its routing marker says so)."""
+    from journeys.router import MARKER_PREFIX, RoutingMarker, bind
+    from journeys.settings import get_settings
+
+    bind(get_settings())
+    try:
+        marker = RoutingMarker.get(contact_id, MARKER_PREFIX + event_id, consistent_read=True)
+    except RoutingMarker.DoesNotExist:
+        return False
+    return marker.routed_at is not None
+
+
+def trigger(journeys: Journeys, execution: dict[str, Any]) -> dict[str, Any]:
+    """What started the execution (its input's `trigger`)."""
+    described = journeys.sfn.describe_execution(executionArn=execution["executionArn"])
+    return dict(json.loads(described["input"])["trigger"])
+
+
+#: The contact as the API returns it (the name some scenarios read better with).
+stored = contact_record
