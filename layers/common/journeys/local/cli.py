@@ -118,7 +118,8 @@ def command_up(args: argparse.Namespace) -> int:
         state_path = root / STATE_FILE
         state_path.parent.mkdir(exist_ok=True)
         state_path.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
-        machines = len(stack.deployment.state_machines) if stack.deployment else 0
+        journeys = [n for n in (stack.deployment.state_machines if stack.deployment else {})]
+        machines = sum(1 for name in journeys if name.startswith("journeys-local-"))
         print(_banner(stack, machines, loaded, time.monotonic() - started), flush=True)
         _wait_for_interrupt(stack, follow_outbox=not args.quiet_outbox)
     finally:
