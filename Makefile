@@ -12,12 +12,13 @@ SAM := $(SAM_VENV)/bin/sam
 PY312_DIR := $(shell dirname "$$(ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | tail -1 | grep . || command -v python3.12)")
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: run graphs test lint typecheck compile check-compiled schema bench build deploy-assets clean help
+.PHONY: run graphs test lint typecheck compile check-compiled schema bench build deploy-assets clean help browser
 
 help:
 	@echo "make run    compile workflows/ and run the whole product locally (RUN_ARGS='--speed 1d')"
 	@echo "make graphs draw every workflow to build/graphs/<id>.html"
 	@echo "make test   lint, type-check, check compiled output is current, run all test tiers"
+	@echo "            (installs Debian's chromium for the dashboard's browser tests if missing)"
 	@echo "make build  sam validate --lint and sam build (offline; what sam deploy ships)"
 	@echo "make bench  run the benchmarks in bench/ and print their figures"
 
@@ -49,7 +50,11 @@ check-compiled: $(STAMP)
 	$(BIN)/journeys schema --out schema/workflow.schema.json --check
 	$(BIN)/python -m journeys.api --check docs/openapi.json
 
-test: lint typecheck check-compiled build
+# Debian's Chromium and ChromeDriver for tests/browser (does nothing once they are installed).
+browser:
+	bash scripts/install-browser
+
+test: lint typecheck check-compiled build browser
 	$(BIN)/pytest
 
 $(SAM):
@@ -62,6 +67,7 @@ deploy-assets:
 	mkdir -p layers/common/journeys/_deploy
 	cp -r workflows/templates layers/common/journeys/_deploy/templates
 	cp state_machines/index.json layers/common/journeys/_deploy/index.json
+	cp state_machines/*.view.json layers/common/journeys/_deploy/
 
 # Offline: validates the template with cfn-lint and builds every function and the layer.
 build: $(SAM) check-compiled deploy-assets

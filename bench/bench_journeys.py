@@ -859,7 +859,7 @@ class Bench:
         waits = list(scenario.waits)
         self._cap_for(waits)
         scenario.trigger(ctx)
-        # `<workflow>_<contact>_<event>`, or `<workflow[:24]>_<contact[:12]>__<digest>`
+        # `<workflow>_<contact>_<event>`, or `<workflow[:24]>_<contact, cleaned and cut>__<digest>`
         # (journeys.router.execution_name); contact ids here are 12 characters long.
         marker = f"_{contact_id}_"
         machine = self.stack.state_machine_arn(scenario.workflow)

@@ -7,24 +7,61 @@ execution's history first, then counts in transactions with marker items of the
 execution, so an event EventBridge delivers twice, or one Lambda retries after a
 throttled history read, counts once. A raised error (throttling) fails the invocation:
 Lambda's asynchronous retries finish the work.
+
+Metrics (namespace ``Journeys``, dimension ``workflow``): the ending, as `ENDING_METRICS`
+names it, only when this delivery counted it (not for a duplicate, nor for a run that
+continues the journey), so CloudWatch shows the same numbers as the statistics.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from journeys import stats
 from journeys.settings import get_settings
 from journeys.store import bind_tables
 
+NAMESPACE = "Journeys"
+#: The statistic an execution's end counted -> the CloudWatch metric.
+ENDING_METRICS = {
+    stats.COMPLETED: "JourneyCompleted",
+    stats.GOAL: "GoalReached",
+    stats.EXITED_METRIC: "JourneyExited",
+    stats.FAILED: "JourneyFailed",
+}
+#: Every metric this function emits (the dashboard test reads it).
+METRIC_NAMES = tuple(ENDING_METRICS.values())
+
 logger = Logger()
 tracer = Tracer()
 # The service warns when a history cannot be read or an entry has no contact.
 copy_config_to_registered_loggers(source_logger=logger, include={stats.__name__})
+
+
+def publish_metrics(workflow_id: str | None, counts: Mapping[str, int]) -> None:
+    """One metric set for one workflow (None: the function's own, without the dimension),
+    flushed now. A set of its own per call because Powertools' `Metrics` shares one
+    dimension set per process: a second workflow would overwrite the first ("Dimension
+    'workflow' has already been added"), and the set is never cleared while
+    POWERTOOLS_METRICS_DISABLED is set (the local stack). Metrics never fail the handler."""
+    if not any(counts.values()):
+        return
+    try:
+        metric_set = EphemeralMetrics(namespace=NAMESPACE)
+        if workflow_id:
+            metric_set.add_dimension(name="workflow", value=workflow_id)
+        for name, value in counts.items():
+            if value:
+                metric_set.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        metric_set.flush_metrics()
+    except Exception:
+        logger.warning("metrics not published", extra={"workflow_id": workflow_id}, exc_info=True)
 
 
 @logger.inject_lambda_context(log_event=False)
@@ -42,4 +79,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             **result.model_dump(),
         },
     )
+    ending = ENDING_METRICS.get(result.metric or "")
+    if result.status == "counted" and ending and result.workflow_id:
+        publish_metrics(result.workflow_id, {ending: 1})
     return result.model_dump()

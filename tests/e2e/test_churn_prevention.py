@@ -20,7 +20,16 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.local import Journeys, channels, contact_record, entered, routed, sweep, trigger
+from tests.helpers.local import (
+    Journeys,
+    channels,
+    contact_record,
+    entered,
+    name_prefixes,
+    routed,
+    sweep,
+    trigger,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -54,7 +63,7 @@ def runs(journeys: Journeys, contact_id: str) -> list[dict[str, Any]]:
     page, newest journey time first, and these scenarios stand before the harness's
     workday morning)."""
     arn = journeys.stack.state_machine_arn(WORKFLOW)
-    prefixes = (f"{WORKFLOW}_{contact_id}_", f"{WORKFLOW[:24]}_{contact_id[:12]}__")
+    prefixes = name_prefixes(WORKFLOW, contact_id)
     found = [
         execution
         for page in journeys.sfn.get_paginator("list_executions").paginate(stateMachineArn=arn)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.local import Journeys, after, channels, contact_record
+from tests.helpers.local import Journeys, after, channels, contact_record, name_prefixes
 
 pytestmark = pytest.mark.e2e
 
@@ -50,12 +50,12 @@ def borrower(name: str, **attributes: Any) -> dict[str, Any]:
 def runs(journeys: Journeys, contact_id: str) -> list[dict[str, Any]]:
     """The contact's executions of the workflow, oldest first, repeats included.
 
-    `Journeys.executions` cannot find them: the router shortens names longer than its
-    limit to ``<workflow[:24]>_<contact[:12]>__<digest>`` (this workflow's id has 27
-    characters), and moto lists 100 executions a page, newest journey time first, while
-    these scenarios stand before the harness's workday morning."""
+    `Journeys.executions` cannot find them: the router hashes names longer than its
+    limit, cutting the workflow to 24 characters (this workflow's id has 27, see
+    `name_prefixes`), and moto lists 100 executions a page, newest journey time first,
+    while these scenarios stand before the harness's workday morning."""
     arn = journeys.stack.state_machine_arn(WORKFLOW)
-    prefixes = (f"{WORKFLOW}_{contact_id}_", f"{WORKFLOW[:24]}_{contact_id[:12]}__")
+    prefixes = name_prefixes(WORKFLOW, contact_id)
     found = [
         execution
         for page in journeys.sfn.get_paginator("list_executions").paginate(stateMachineArn=arn)

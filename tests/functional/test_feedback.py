@@ -455,6 +455,7 @@ def test_feedback_counts_every_step_metric_once_and_the_rates_follow(world: Worl
         "open_rate": 1.0,  # over delivered
         "click_rate": 1.0,
         "complaint_rate": 1.0,
+        "unsubscribe_rate": 1.0,
         "engagement_denominator": "delivered",
     }
     assert read.totals.unsubscribed == 1

@@ -245,14 +245,18 @@ def test_a_method_the_public_resource_lacks_falls_through_to_the_keyed_proxy(
     assert reply.json["message"] == "no route DELETE /v1/unsubscribe"
 
 
-def test_head_and_options_reach_the_function_only_through_any(gateway: Gateway) -> None:
-    # no CORS: OPTIONS is not answered by the gateway; on /v1 it goes to ANY /v1/{proxy+}
-    assert gateway.call("OPTIONS", "/v1/unsubscribe", key=None).json == FORBIDDEN
-    assert gateway.call("OPTIONS", "/", key=None).json == NO_ROUTE
+def test_preflights_are_answered_without_a_key_and_head_reaches_the_function(
+    gateway: Gateway,
+) -> None:
+    # GIVEN the template's Cors: OPTIONS is the gateway's mock preflight, any path, no key
+    for path in ("/v1/unsubscribe", "/v1/stats", "/"):
+        preflight = gateway.call("OPTIONS", path, key=None)
+        assert preflight.status == 200
+        assert preflight.headers["Access-Control-Allow-Origin"] == "*"
+        assert "X-Api-Key" in preflight.headers["Access-Control-Allow-Headers"]
+    # THEN no function saw them
+    assert all(event["httpMethod"] != "OPTIONS" for event in gateway.events)
     assert gateway.call("HEAD", "/", key=None).status == 403
-    answered = gateway.call("OPTIONS", "/v1/workflows")
-    assert answered.status == 404  # the API has no OPTIONS route of its own
-    assert gateway.events[-1]["httpMethod"] == "OPTIONS"
     head = gateway.call("HEAD", "/v1/workflows")
     assert head.status == 404
     assert head.body == b""

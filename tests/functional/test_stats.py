@@ -456,13 +456,19 @@ def test_current_positions_counts_running_executions_per_state(aws: dict[str, An
     # THEN she is counted there
     positions = stats.current_positions(machine, client=sfn)
     assert positions.waiting == {"Checked out within 2 h?": 1}
+    assert positions.passed == {"Checked out within 2 h?": 1}
     assert (positions.executions, positions.unknown, positions.truncated) == (1, 0, False)
+    [here] = positions.contacts
+    assert (here.state, here.execution_arn) == ("Checked out within 2 h?", execution)
+    assert here.since is not None
     # WHEN the event arrives and the journey ends, nobody waits any more
     sfn.send_task_success(taskToken=token, output="{}")
     wait_for_end(sfn, execution)
     assert stats.current_positions(machine, client=sfn).model_dump() == {
         "state_machine_arn": machine,
         "waiting": {},
+        "passed": {},
+        "contacts": [],
         "executions": 0,
         "unknown": 0,
         "truncated": False,

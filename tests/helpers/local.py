@@ -9,7 +9,6 @@ journey time (`Journeys.at`), and stops its leftover executions when it ends.
 from __future__ import annotations
 
 import json
-import re
 import time
 import urllib.error
 import urllib.parse
@@ -19,6 +18,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from journeys import router
 from journeys.local.outbox import OutboxEntry
 from journeys.local.stack import LocalStack
 
@@ -176,13 +176,18 @@ class Journeys:
                         continue
 
 
+def name_prefixes(workflow_id: str, contact_id: str) -> tuple[str, str]:
+    """How every execution name of the contact's journeys in the workflow starts, in the
+    two forms `journeys.router.execution_name` gives: readable, and hashed (whose start
+    does not depend on the event: an event id with a NUL is never readable)."""
+    hashed = router.execution_name(contact_id, workflow_id, "\x00")
+    return f"{workflow_id}_{contact_id}_", hashed[: hashed.rindex("__") + 2]
+
+
 def named_for(name: str, workflow_id: str, contact_id: str) -> bool:
-    """Whether an execution name is this contact's journey in this workflow, in either
-    form `journeys.router.execution_name` gives (readable, or cut and hashed)."""
-    readable = name.startswith(f"{workflow_id}_{contact_id}_")
-    safe = [re.sub(r"[^A-Za-z0-9-]", "-", part) for part in (workflow_id, contact_id)]
-    hashed = name.startswith(f"{safe[0][:24]}_{safe[1][:12]}__")
-    return readable or hashed
+    """Whether an execution name is this contact's journey in this workflow (a contact
+    cut short in a hashed name may match another contact sharing its start)."""
+    return name.startswith(name_prefixes(workflow_id, contact_id))
 
 
 def channels(entries: Iterable[OutboxEntry]) -> list[str]:
@@ -218,9 +223,9 @@ def runs(journeys: Journeys, workflow_id: str, contact_id: str) -> list[dict[str
 
     `Journeys.executions` reads moto's first page only (100 executions, newest journey
     time first: these scenarios stand before the harness's workday morning) and misses
-    names the router shortens (``<workflow[:24]>_<contact[:12]>__<digest>``)."""
+    names the router hashes (`name_prefixes`)."""
     arn = journeys.stack.state_machine_arn(workflow_id)
-    prefixes = (f"{workflow_id}_{contact_id}_", f"{workflow_id[:24]}_{contact_id[:12]}__")
+    prefixes = name_prefixes(workflow_id, contact_id)
     found = [
         execution
         for page in journeys.sfn.get_paginator("list_executions").paginate(stateMachineArn=arn)

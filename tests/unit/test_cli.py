@@ -85,8 +85,14 @@ def test_compile_prunes_machines_of_deleted_workflows(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / "deleted.asl.json").write_text("{}")
+    (out / "deleted.view.json").write_text("{}")
     assert main(["compile", str(tmp_path / "wf"), "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["demo.asl.json", "index.json", "template.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "demo.asl.json",
+        "demo.view.json",
+        "index.json",
+        "template.json",
+    ]
 
 
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,6 +3,7 @@ execution names and how StartExecution errors are classified (no AWS)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -368,8 +369,44 @@ def test_other_names_are_hashed(contact_id: str, event_id: str) -> None:
     name = router.execution_name(contact_id, "cart-abandonment", event_id)
     assert SAFE_NAME.match(name)
     assert len(name) <= router.ENTRY_ID_MAX
-    assert re.fullmatch(r"[a-z0-9-]{1,24}_[A-Za-z0-9-]{1,12}__[0-9a-f]{32}", name)
+    assert re.fullmatch(r"cart-abandonment_[A-Za-z0-9-]{1,21}__[0-9a-f]{32}", name)
     assert router.execution_name(contact_id, "cart-abandonment", event_id) == name
+
+
+@pytest.mark.parametrize(
+    ("contact_id", "event_id", "searched"),
+    [
+        # An email address: the console search is "cart-abandonment_ana-example-com".
+        ("ana@example.com", "e-1", "cart-abandonment_ana-example-com__"),
+        # A safe contact whose event makes the name hashed keeps the contact whole.
+        ("c-42", "ses:0100018f:open", "cart-abandonment_c-42__"),
+        ("customer_12345678", "e-1", "cart-abandonment_customer-12345678__"),
+        # Longer than fits: as much as fits, never less than 13 characters.
+        ("firstname.lastname@example.com", "e-1", "cart-abandonment_firstname-lastname-ex"),
+    ],
+)
+def test_hashed_names_keep_as_much_of_the_contact_as_fits(
+    contact_id: str, event_id: str, searched: str
+) -> None:
+    # WHEN the name cannot be the readable one
+    name = router.execution_name(contact_id, "cart-abandonment", event_id)
+    # THEN a console search for the workflow and the contact (as far as it fits) finds it
+    assert name.startswith(searched)
+    assert len(name) <= router.ENTRY_ID_MAX
+
+
+def test_even_the_longest_workflow_leaves_13_characters_of_the_contact() -> None:
+    name = router.execution_name("a" * 256 + "@example.com", "w" * 48, "e")
+    assert name.startswith("w" * 24 + "_" + "a" * 13 + "__")
+    assert len(name) == router.ENTRY_ID_MAX
+
+
+def test_short_contacts_keep_the_names_they_always_had() -> None:
+    """Names already given (entries, running executions) must not change: a contact of
+    up to 12 characters has the same hashed name as before the contact was kept whole."""
+    name = router.execution_name("ana@ex.com", "cart-abandonment", "e-1")
+    digest = hashlib.sha256(b"cart-abandonment\x00ana@ex.com\x00e-1").hexdigest()[:32]
+    assert name == f"cart-abandonment_ana-ex-com__{digest}"
 
 
 def test_names_leave_room_for_repeat_runs() -> None:

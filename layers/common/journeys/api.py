@@ -33,14 +33,19 @@ import json
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path as FilePath
 from typing import Annotated, Any, cast
 from urllib.parse import unquote
 
 import boto3
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import (
+    APIGatewayRestResolver,
+    CORSConfig,
+    Response,
+    content_types,
+)
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
@@ -64,7 +69,7 @@ from pydantic import (
     model_validator,
 )
 
-from journeys import __version__, clock, events_queue, imports, stats
+from journeys import __version__, clock, events_queue, imports, insights
 from journeys.compiler.models import PATTERN_HELP, EventName
 from journeys.contact_updates import (
     CONTACT_ID_HELP,
@@ -81,11 +86,13 @@ from journeys.contact_updates import (
 )
 from journeys.contacts import SUBSCRIBED
 from journeys.exceptions import (
+    ContactNotFound,
     ContactTooLarge,
     ContactWriteConflict,
     ImportTooLarge,
     InvalidImportFile,
     TransientError,
+    WorkflowNotDeployed,
 )
 from journeys.messaging import verify_link
 from journeys.settings import Settings, get_settings
@@ -457,21 +464,6 @@ def _contact_not_found(contact_id: str) -> ApiError:
 # --- Workflows and journeys -----------------------------------------------------------------
 
 
-@lru_cache(maxsize=4)
-def _index(path: str, modified: int) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(FilePath(path).read_text(encoding="utf-8"))
-    return data
-
-
-def load_index(path: str) -> dict[str, Any]:
-    """The compiled workflow index (`journeys compile` writes it), read once per version."""
-    try:
-        modified = FilePath(path).stat().st_mtime_ns
-    except FileNotFoundError:
-        raise RuntimeError(f"the workflow index {path} is not deployed") from None
-    return _index(path, modified)
-
-
 def list_workflows(index: Mapping[str, Any]) -> list[WorkflowOut]:
     workflows: Mapping[str, Any] = index.get("workflows") or {}
     return [
@@ -662,7 +654,12 @@ class JourneysResolver(APIGatewayRestResolver):
         return super().resolve(event, context)
 
 
-app = JourneysResolver(enable_validation=True)
+#: The dashboard may be served from anywhere (see DashboardOrigin in template.yaml, which
+#: answers the preflights); responses say so too. Every route still needs the API key.
+app = JourneysResolver(
+    enable_validation=True,
+    cors=CORSConfig(allow_origin="*", allow_headers=["Content-Type", "X-Api-Key"], max_age=600),
+)
 app.configure_openapi(
     title=API_TITLE,
     version=__version__,
@@ -892,7 +889,7 @@ def get_journeys(contact_id: ContactPath) -> JourneysOut:
 )
 def get_workflows() -> WorkflowsOut:
     settings = get_settings()
-    return WorkflowsOut(workflows=list_workflows(load_index(settings.workflow_index)))
+    return WorkflowsOut(workflows=list_workflows(insights.load_index(settings)))
 
 
 WorkflowPath = Annotated[
@@ -900,29 +897,82 @@ WorkflowPath = Annotated[
 ]
 
 
+PositionsQuery = Annotated[
+    bool,
+    Query(
+        description="Also read where the running journeys are now (one Step Functions history "
+        "read per running execution, at most 100): false for the counters only."
+    ),
+]
+
+
+@app.get(
+    "/v1/stats",
+    summary="Every workflow's totals",
+    description="Contacts entered, active, completed, converted (goal reached), exited and "
+    "failed, and the conversion rate, for every deployed workflow.",
+    tags=["Statistics"],
+    security=API_KEY,
+    responses=_responses(200, "Totals per workflow"),
+)
+def get_stats() -> insights.Overview:
+    return insights.overview(runtime())
+
+
 @app.get(
     "/v1/workflows/<workflow_id>/stats",
-    summary="A workflow's statistics",
-    description="Contacts entered, active, completed, converted (goal reached), exited and "
-    "failed, the conversion rate, and per step the messages sent, skipped, opened, clicked, "
-    "bounced, complained about and unsubscribed from, with open, click and bounce rates.",
-    tags=["Workflows"],
+    summary="A workflow's statistics and funnel",
+    description="Totals and conversion rate; per send step the messages sent, skipped, "
+    "delivered, opened, clicked, bounced, complained about and unsubscribed from, with their "
+    "rates; per state of the state machine the executions that passed it; and the funnel: "
+    "every box of the workflow's graph with the contacts that passed it and wait there now.",
+    tags=["Statistics"],
     security=API_KEY,
-    responses={
-        200: {"description": "The workflow's statistics"},
-        404: {
-            "description": "Unknown workflow",
-            "content": {content_types.APPLICATION_JSON: {"model": ErrorOut}},
-        },
-    },
+    responses=_responses(200, "The workflow's statistics", 404),
 )
-def get_workflow_stats(workflow_id: WorkflowPath) -> stats.WorkflowStats:
-    settings = runtime()
-    workflows = load_index(settings.workflow_index).get("workflows") or {}
-    if workflow_id not in workflows:
-        message = f"workflow {workflow_id!r} is not deployed"
-        raise ApiError(404, message, [_item(["path", "workflow_id"], message, "not_found")])
-    return stats.read(workflow_id)
+def get_workflow_stats(
+    workflow_id: WorkflowPath, positions: PositionsQuery = True
+) -> insights.WorkflowReport:
+    return insights.workflow_report(runtime(), workflow_id, positions=positions)
+
+
+@app.get(
+    "/v1/workflows/<workflow_id>/graph",
+    summary="A workflow's graph",
+    description='The drawing of the workflow as SVG; every box is a <g class="node …" '
+    'data-key="…"> whose key the funnel of GET /v1/workflows/{workflow_id}/stats uses.',
+    tags=["Statistics"],
+    security=API_KEY,
+    responses=_responses(200, "The graph", 404),
+)
+def get_workflow_graph(workflow_id: WorkflowPath) -> insights.WorkflowGraph:
+    return insights.workflow_graph(runtime(), workflow_id)
+
+
+@app.get(
+    "/v1/contacts/<contact_id>/timeline",
+    summary="A contact's journeys, step by step",
+    description="The latest entry into each workflow with every step the contact went "
+    "through: when, and the branch a decision took or what a send did.",
+    tags=["Statistics"],
+    security=API_KEY,
+    responses=_responses(200, "The contact's timeline", 404),
+)
+def get_timeline(contact_id: ContactPath) -> insights.Timeline:
+    return insights.contact_timeline(runtime(), path_contact_id(contact_id))
+
+
+@_handles(WorkflowNotDeployed)
+def _workflow_not_deployed(error: WorkflowNotDeployed) -> Response[Any]:
+    message = f"workflow {error.workflow_id!r} is not deployed; see GET /v1/workflows"
+    return _error_response(404, message, [_item(["path", "workflow_id"], message, "not_found")])
+
+
+@_handles(ContactNotFound)
+def _contact_missing(error: ContactNotFound) -> Response[Any]:
+    return _error_response(
+        404, str(error), [_item(["path", "contact_id"], str(error), "not_found")]
+    )
 
 
 # --- CSV imports ---------------------------------------------------------------------------
@@ -1033,7 +1083,7 @@ def post_import(workflow_id: WorkflowQuery = None) -> ImportAccepted:
     settings = runtime()
     body = _csv_body()
     if workflow_id is not None:
-        workflows = load_index(settings.workflow_index).get("workflows") or {}
+        workflows = insights.load_index(settings).get("workflows") or {}
         if workflow_id not in workflows:
             message = f"workflow {workflow_id!r} is not deployed; see GET /v1/workflows"
             raise ApiError(404, message, [_item(["query", "workflow_id"], message, "not_found")])

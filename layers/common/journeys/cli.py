@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from journeys import __version__
+from journeys import __version__, stats_cli
 from journeys.compiler.diagnostics import Diagnostic
 from journeys.compiler.pipeline import (
     INDEX_FILE,
@@ -23,6 +23,7 @@ from journeys.compiler.pipeline import (
     render_machine,
 )
 from journeys.compiler.stack import render_stack
+from journeys.compiler.view import VIEW_SUFFIX, render_view
 from journeys.local import cli as local_cli
 
 MACHINE_SUFFIX = ".asl.json"
@@ -46,6 +47,9 @@ The local stack (no AWS account needed; `make run` starts it):
   journeys import contacts.csv --workflow lead-nurture
   journeys executions                    journeys and the step each contact is at
   journeys outbox --follow               email, SMS, push and webhooks as they go out
+  journeys stats [WORKFLOW | --contact ID]
+                                         the dashboard's numbers in the terminal
+                                         (--api/--api-key for a deployment on AWS)
 
 The workflow language is described in docs/workflow-language.md.
 """
@@ -108,6 +112,11 @@ def command_compile(args: argparse.Namespace) -> int:
         for r in results
         if r.workflow is not None and r.machine is not None
     }
+    wanted.update(
+        (f"{r.workflow.id}{VIEW_SUFFIX}", render_view(r.journey))
+        for r in results
+        if r.workflow is not None and r.machine is not None and r.journey is not None
+    )
     wanted[INDEX_FILE] = render_index(results)
     wanted[STACK_FILE] = render_stack(
         (name.removesuffix(MACHINE_SUFFIX), text)
@@ -140,17 +149,26 @@ def command_compile(args: argparse.Namespace) -> int:
             print(f"  wrote {target}")
     removed = 0
     if args.prune:
-        for stale in sorted(out.glob(f"*{MACHINE_SUFFIX}")):
+        for stale in sorted(_generated(out)):
             if stale.name not in wanted:
                 stale.unlink()
                 removed += 1
                 print(f"  removed {stale} (no workflow compiles to it)")
     print(
-        f"✓ compiled {len(wanted) - 2} workflow(s) into {out}/ ({changed} changed"
+        f"✓ compiled {_machines(wanted)} workflow(s) into {out}/ ({changed} changed"
         + (f", {removed} removed" if removed else "")
         + ")"
     )
     return 0
+
+
+def _machines(wanted: dict[str, str]) -> int:
+    return sum(name.endswith(MACHINE_SUFFIX) for name in wanted)
+
+
+def _generated(out: Path) -> list[Path]:
+    """The per-workflow files `compile` writes into `out` (machines and views)."""
+    return [*out.glob(f"*{MACHINE_SUFFIX}"), *out.glob(f"*{VIEW_SUFFIX}")]
 
 
 def _check_outputs(out: Path, wanted: dict[str, str], prune: bool, sources: str) -> int:
@@ -162,11 +180,7 @@ def _check_outputs(out: Path, wanted: dict[str, str], prune: bool, sources: str)
         elif path.read_text(encoding="utf-8") != text:
             stale.append(f"{path} differs from its workflow")
     if prune and out.is_dir():
-        stale += [
-            f"{p} has no workflow"
-            for p in sorted(out.glob(f"*{MACHINE_SUFFIX}"))
-            if p.name not in wanted
-        ]
+        stale += [f"{p} has no workflow" for p in sorted(_generated(out)) if p.name not in wanted]
     if stale:
         for line in stale:
             print(f"✗ {line}", file=sys.stderr)
@@ -174,8 +188,10 @@ def _check_outputs(out: Path, wanted: dict[str, str], prune: bool, sources: str)
             f"run `journeys compile {sources} --out {out}/` and commit the result", file=sys.stderr
         )
         return 1
-    machines = len(wanted) - 2
-    print(f"✓ {machines} compiled state machine(s), the index and the stack in {out}/ are current")
+    print(
+        f"✓ {_machines(wanted)} compiled state machine(s), their views, the index and the "
+        f"stack in {out}/ are current"
+    )
     return 0
 
 
@@ -333,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     schema.set_defaults(run=command_schema)
     local_cli.add_commands(commands)
+    stats_cli.add_commands(commands)
     return parser
 
 

@@ -8,6 +8,9 @@ compiled workflow.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 
 class JourneysError(Exception):
     """Base class for errors raised by Journeys."""
@@ -30,6 +33,15 @@ class SendDeferred(JourneysError):
 
 class ContactNotFound(JourneysError):
     """The contact of an execution no longer exists."""
+
+
+class WorkflowNotDeployed(JourneysError, LookupError):
+    """A workflow id that is not in the deployed index; `deployed` lists those that are."""
+
+    def __init__(self, workflow_id: str, deployed: list[str]) -> None:
+        self.workflow_id = workflow_id
+        self.deployed = deployed
+        super().__init__(f"workflow {workflow_id!r} is not deployed")
 
 
 class ChannelUnreachable(JourneysError):
@@ -70,6 +82,15 @@ class WorkflowError(JourneysError):
     def __init__(self, diagnostics: list[object]) -> None:
         self.diagnostics = diagnostics
         super().__init__(f"{len(diagnostics)} problem(s) in workflow")
+
+
+class InvalidScenario(JourneysError, ValueError):
+    """A demo scenario file the local stack cannot play (`journeys.local.demo`);
+    `diagnostics` says every problem at once, each with file, line, column and the fix."""
+
+    def __init__(self, diagnostics: Sequence[Any]) -> None:
+        self.diagnostics = list(diagnostics)
+        super().__init__("\n".join(d.format() for d in self.diagnostics))
 
 
 class CompiledOutputStale(JourneysError):

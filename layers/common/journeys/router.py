@@ -608,9 +608,18 @@ def execution_name(contact_id: str, workflow_id: str, event_id: str) -> str:
 
     Readable when it can be, ``<workflow>_<contact>_<event>``: only when every part is
     letters, digits and ``-`` (so the two ``_`` separate them unambiguously) and it fits
-    in `ENTRY_ID_MAX`. Otherwise ``<workflow[:24]>_<contact[:12]>__<sha256[:32]>`` over
-    all three: the double ``_`` keeps the two forms apart, the digest keeps names unique.
-    Only ``A-Z a-z 0-9 - _`` are used, so CloudWatch and X-Ray take them too.
+    in `ENTRY_ID_MAX`. Otherwise ``<workflow[:24]>_<contact>__<sha256[:32]>``: the contact
+    with every run of other characters made one ``-`` (``ana@example.com`` becomes
+    ``ana-example-com``), cut only where the name would pass `ENTRY_ID_MAX` (at least 13
+    characters are kept); the double ``_`` keeps the two forms apart, the digest over all
+    three parts keeps names unique. Only ``A-Z a-z 0-9 - _`` are used, so CloudWatch and
+    X-Ray take them too.
+
+    As much of the contact as fits stays in the name because the Step Functions console
+    filters a state machine's executions by name only (ListExecutions itself has no name
+    filter): searching ``<workflow>_<contact>`` there finds both forms of a contact's
+    journeys, whether the console matches the start of a name or any part of it (for
+    workflow ids up to 24 characters, which the hashed form keeps whole).
     """
     parts = (workflow_id, contact_id, event_id)
     readable = "_".join(parts)
@@ -622,7 +631,8 @@ def execution_name(contact_id: str, workflow_id: str, event_id: str) -> str:
         return readable
     digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
     workflow = _UNSAFE.sub("-", workflow_id)[:24]
-    contact = _UNSAFE.sub("-", contact_id)[:12]
+    room = ENTRY_ID_MAX - len(workflow) - len(digest) - 3  # "_" and "__"
+    contact = _UNSAFE.sub("-", contact_id)[:room]
     return f"{workflow}_{contact}__{digest}"
 
 

@@ -211,6 +211,8 @@ class StepStats(BaseModel):
     open_rate: float | None = None
     click_rate: float | None = None
     complaint_rate: float | None = None
+    #: Unsubscribes that named the step (complaints) over the same denominator.
+    unsubscribe_rate: float | None = None
     #: "delivered" once a delivery was counted, else "sent" (None: nothing sent yet).
     engagement_denominator: Literal["delivered", "sent"] | None = None
 
@@ -259,6 +261,7 @@ def step_stats(values: Mapping[str, int]) -> StepStats:
         open_rate=_rate(values.get("opened", 0), engaged),
         click_rate=_rate(values.get("clicked", 0), engaged),
         complaint_rate=_rate(values.get("complained", 0), engaged),
+        unsubscribe_rate=_rate(values.get("unsubscribed", 0), engaged),
         engagement_denominator=basis,
     )
 
@@ -386,11 +389,19 @@ def open_state(events: Iterable[Mapping[str, Any]], watch_prefix: str = "") -> s
     journey's own open state wins over them whatever order the branches started in; a
     watch is the answer only when nothing else is open. None when the events show no open
     state, or the execution has ended."""
+    entered = open_state_event(events, watch_prefix)
+    return _state_name(entered, "stateEnteredEventDetails") if entered is not None else None
+
+
+def open_state_event(
+    events: Iterable[Mapping[str, Any]], watch_prefix: str = ""
+) -> Mapping[str, Any] | None:
+    """The StateEntered event of `open_state` (its time says since when, its input whose)."""
     newest_first = sorted(events, key=_event_id, reverse=True)
     if newest_first and str(newest_first[0].get("type")) in EXECUTION_ENDED_EVENTS:
         return None
     pending_exits: Counter[str] = Counter()
-    watch: str | None = None
+    watch: Mapping[str, Any] | None = None
     for event in newest_first:
         kind = str(event.get("type", ""))
         if kind.endswith("StateExited"):
@@ -406,10 +417,21 @@ def open_state(events: Iterable[Mapping[str, Any]], watch_prefix: str = "") -> s
             elif kind in CONTAINER_ENTERED_EVENTS:
                 continue
             elif watch_prefix and name.startswith(watch_prefix):
-                watch = watch or name
+                watch = watch or event
             else:
-                return name
+                return event
     return watch
+
+
+def contact_of(events: Iterable[Mapping[str, Any]]) -> str | None:
+    """The contact an execution is for, from any state's input (every state carries
+    `contact_id`) or the execution's input, whichever the events read include."""
+    for event in sorted(events, key=_event_id, reverse=True):
+        details = event.get("stateEnteredEventDetails") or event.get("executionStartedEventDetails")
+        parsed = _json((details or {}).get("input"))
+        if isinstance(parsed, dict) and isinstance(parsed.get("contact_id"), str):
+            return str(parsed["contact_id"])
+    return None
 
 
 # --- Execution ends (EventBridge) ---------------------------------------------------------------
@@ -680,12 +702,26 @@ def _end_entry(
 MAX_POSITIONS = 1000
 
 
+class Position(BaseModel):
+    """One running execution: whose it is and the state it is in, since when."""
+
+    contact_id: str | None = None
+    state: str
+    since: datetime | None = None
+    execution_arn: str
+
+
 class Positions(BaseModel):
     """How many running executions of a state machine are in each state now."""
 
     state_machine_arn: str
     #: State name -> running executions in it (of those inspected).
     waiting: dict[str, int] = {}
+    #: State name -> running executions that entered it (within the history page read):
+    #: added to the ended executions' `passed` so a journey under way counts where it went.
+    passed: dict[str, int] = {}
+    #: Each inspected execution whose state is known, newest first.
+    contacts: list[Position] = []
     #: Running executions inspected (at most `limit`, newest first).
     executions: int = 0
     #: Inspected executions whose state was not found: history unreadable, the open state
@@ -715,6 +751,8 @@ def current_positions(
     running, truncated = _running_executions(client, workflow_arn, limit)
     watch_prefix = _race_watch_prefix()
     waiting: Counter[str] = Counter()
+    passed: Counter[str] = Counter()
+    contacts: list[Position] = []
     unknown = 0
     for execution_arn in running:
         try:
@@ -725,14 +763,28 @@ def current_positions(
             log.warning("no history for %s: %s", execution_arn, error)
             unknown += 1
             continue
-        state = open_state(page.get("events", []), watch_prefix)
-        if state is None:
+        events = page.get("events", [])
+        entered = open_state_event(events, watch_prefix)
+        state = _state_name(entered, "stateEnteredEventDetails") if entered else None
+        if entered is None or state is None:
             unknown += 1
-        else:
-            waiting[state] += 1
+            continue
+        waiting[state] += 1
+        passed.update(summarize_history(events).states)
+        since = entered.get("timestamp")
+        contacts.append(
+            Position(
+                contact_id=contact_of(events),
+                state=state,
+                since=since if isinstance(since, datetime) else None,
+                execution_arn=execution_arn,
+            )
+        )
     return Positions(
         state_machine_arn=workflow_arn,
         waiting=dict(sorted(waiting.items())),
+        passed=dict(sorted(passed.items())),
+        contacts=contacts,
         executions=len(running),
         unknown=unknown,
         truncated=truncated,

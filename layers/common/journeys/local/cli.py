@@ -55,7 +55,12 @@ def parse_speed(text: str) -> float:
 def _describe_speed(scale: float) -> str:
     if scale == 1:
         return "real time"
-    for name, seconds in (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60)):
+    for name, seconds in (
+        ("week", 604800),
+        ("day", 86400),
+        ("hour", 3600),
+        ("minute", 60),
+    ):
         if scale >= seconds and scale % seconds == 0:
             count = int(scale // seconds)
             return f"{count} {name}{'s' if count > 1 else ''} of journey time per second"
@@ -68,6 +73,12 @@ def _describe_speed(scale: float) -> str:
 def command_up(args: argparse.Namespace) -> int:
     import logging
 
+    from journeys.local.demo import (
+        DEFAULT_SCENARIO,
+        DemoRunner,
+        InvalidScenario,
+        load_scenario,
+    )
     from journeys.local.stack import LocalStack
 
     root = Path(args.project).resolve()
@@ -78,6 +89,16 @@ def command_up(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    scenario = None
+    if not (args.no_demo or args.no_scenario) and (root / DEFAULT_SCENARIO).exists():
+        try:  # before the stack starts: a broken scenario file fails at once
+            scenario = load_scenario(root / DEFAULT_SCENARIO)
+        except InvalidScenario as error:
+            print(
+                f"{error}\nerror: fix {DEFAULT_SCENARIO} or add --no-scenario",
+                file=sys.stderr,
+            )
+            return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not args.verbose:  # Powertools' advice is for Lambda operators, not this terminal
         warnings.filterwarnings("ignore", module="aws_lambda_powertools")
@@ -107,8 +128,15 @@ def command_up(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    demo = None
     try:
         loaded = _load_demo(stack, root) if not args.no_demo else 0
+        if scenario is not None:
+            demo = DemoRunner.for_stack(
+                scenario,
+                stack,
+                progress=None if args.quiet_outbox else lambda line: print(line, flush=True),
+            )
         state = {
             "api_url": stack.api_url,
             "api_key": stack.api_key,
@@ -121,9 +149,17 @@ def command_up(args: argparse.Namespace) -> int:
         journeys = [n for n in (stack.deployment.state_machines if stack.deployment else {})]
         machines = sum(1 for name in journeys if name.startswith("journeys-local-"))
         print(_banner(stack, machines, loaded, time.monotonic() - started), flush=True)
+        if demo is not None:
+            print(
+                f"Demo scenario ({DEFAULT_SCENARIO}; --no-scenario to skip): {demo.describe()}.\n",
+                flush=True,
+            )
+            demo.start()
         _wait_for_interrupt(stack, follow_outbox=not args.quiet_outbox)
     finally:
         print("\nStopping ...", flush=True)
+        if demo is not None:
+            demo.stop()
         stack.stop()
         (root / STATE_FILE).unlink(missing_ok=True)
     return 0
@@ -141,6 +177,7 @@ def _banner(stack: Any, machines: int, contacts: int, seconds: float) -> str:
     return f"""
 Journeys is running locally ({seconds:.1f} s): {machines} workflows, {contacts} demo contacts.
 
+  Dashboard  {stack.dashboard_url}
   API        {stack.api_url}/v1   (OpenAPI: {stack.api_url}/v1/openapi.json)
   API key    {stack.api_key}
   AWS        {stack.endpoint}
@@ -152,7 +189,8 @@ Send an event (Ana abandons her cart; a push and an email follow in a few second
     -H 'x-api-key: {stack.api_key}' -H 'content-type: application/json' \\
     -d '{event}'
 
-Messages appear below as journeys send them (also: journeys outbox, journeys executions).
+Messages appear below as journeys send them (also: journeys outbox, journeys executions,
+journeys stats).
 Press Ctrl-C to stop.
 """
 
@@ -374,9 +412,22 @@ def add_commands(commands: Any) -> None:
     )
     up.add_argument("--api-port", type=int, default=3000, help="API port on 127.0.0.1 (3000)")
     up.add_argument(
-        "--aws-port", type=int, default=5000, help="AWS endpoint (moto) port on 127.0.0.1 (5000)"
+        "--aws-port",
+        type=int,
+        default=5000,
+        help="AWS endpoint (moto) port on 127.0.0.1 (5000)",
     )
-    up.add_argument("--no-demo", action="store_true", help="do not load demo/contacts.json")
+    up.add_argument(
+        "--no-demo",
+        action="store_true",
+        help="no demo at all: neither demo/contacts.json nor demo/scenario.yaml",
+    )
+    up.add_argument(
+        "--no-scenario",
+        action="store_true",
+        help="load demo/contacts.json but do not play demo/scenario.yaml (contacts "
+        "arriving, journeys and simulated recipients on their own)",
+    )
     up.add_argument("--quiet-outbox", action="store_true", help="do not print sent messages")
     up.add_argument("--verbose", action="store_true", help="show each resource and handler log")
     up.add_argument("--project", default=".", help="the project directory (default: .)")

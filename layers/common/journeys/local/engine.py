@@ -244,13 +244,19 @@ def _patch_waits() -> None:
     _replace(WaitFunction, "_eval_body", wait_on_the_clock)
 
 
+#: Real seconds a scaled TimeoutSeconds may last at most (a year).
+LONGEST_REAL_TIMEOUT = 365 * 86400
+
+
 def _patch_timeouts() -> None:
     from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import Timeout
 
     def scaled_timeout(self: Any, env: Any) -> None:
         seconds = self._eval_seconds(env=env)
         if not self.is_default_value():
-            seconds = journeys_clock.current().real_seconds(seconds)
+            # A clock run very slowly (or stopped) would turn a year-long watch into a
+            # time beyond what the platform's timers take: no local stack runs a year.
+            seconds = min(journeys_clock.current().real_seconds(seconds), LONGEST_REAL_TIMEOUT)
         env.stack.append(seconds)
 
     _replace(Timeout, "_eval_body", scaled_timeout)

@@ -57,6 +57,9 @@ Local choices, where one machine differs from AWS:
   concurrently.
 - `extra_routes` mount local-only endpoints (an outbox viewer, say) beside the
   template's; they always require the API key and use the same route syntax.
+  `public_routes` need no key (the dashboard's static files).
+- CORS: when the API has `Cors`, every OPTIONS request is answered as API Gateway's mock
+  preflight would, for any origin; the answers of functions carry their own CORS headers.
 - Only 127.0.0.1 is served: the local stack has fake credentials and is nobody's
   business beyond this machine.
 
@@ -321,10 +324,6 @@ def routes_from_template(template: Mapping[str, Any], api_logical_id: str = "Api
     if api is not None and api.get("Type") != "AWS::Serverless::Api":
         raise ValueError(
             f"resource {api_logical_id!r} is a {api.get('Type')}, not an AWS::Serverless::Api"
-        )
-    if api is not None and (api.get("Properties") or {}).get("Cors"):
-        logger.warning(
-            "Cors on %s is not emulated: preflight requests get no answer", api_logical_id
         )
     default_key = _key_default(template, api)
     routes: list[Route] = []
@@ -620,6 +619,20 @@ def gateway_error(status: int, message: str) -> LocalResponse:
     return LocalResponse(status, body, tuple(headers))
 
 
+#: What the template's `Cors` makes API Gateway answer to preflights (a mock integration,
+#: no key). Locally any origin: the dashboard is served by the same API anyway.
+_PREFLIGHT_HEADERS = (
+    ("Access-Control-Allow-Origin", "*"),
+    ("Access-Control-Allow-Headers", "Content-Type,X-Api-Key"),
+    ("Access-Control-Allow-Methods", "GET,POST,PUT,OPTIONS"),
+    ("Access-Control-Max-Age", "600"),
+)
+
+
+def _preflight() -> LocalResponse:
+    return LocalResponse(200, b"", _PREFLIGHT_HEADERS)
+
+
 def _missing_token() -> LocalResponse:
     return gateway_error(403, "Missing Authentication Token")
 
@@ -665,12 +678,15 @@ class LocalApi:
         api_logical_id: str = "Api",
         **options: Any,
     ) -> LocalApi:
-        """The API `api_logical_id` of the template: its routes and binary media types."""
+        """The API `api_logical_id` of the template: its routes, binary media types and
+        whether it answers CORS preflights."""
+        api = (template.get("Resources") or {}).get(api_logical_id) or {}
         return cls(
             routes_from_template(template, api_logical_id),
             invoke,
             api_keys,
             binary_media_types=binary_media_types(template, api_logical_id),
+            cors=bool((api.get("Properties") or {}).get("Cors")),
             **options,
         )
 
@@ -684,6 +700,8 @@ class LocalApi:
         port: int = 0,
         extra_routes: Mapping[tuple[str, str], LocalHandler] | None = None,
         binary_media_types: Collection[str] = (),
+        public_routes: Mapping[tuple[str, str], LocalHandler] | None = None,
+        cors: bool = False,
     ) -> None:
         if host != LOCAL_HOST:
             raise ValueError(
@@ -701,9 +719,11 @@ class LocalApi:
         self._binary_media_types = tuple(binary_media_types)
         self._address = (host, port)
         endpoints = {route: _Endpoint(route) for route in routes}
-        for (method, path), local in (extra_routes or {}).items():
-            route = Route(path, method.upper(), f"local:{method.upper()} {path}", True)
-            endpoints[route] = _Endpoint(route, local)
+        for routes_, keyed in ((extra_routes, True), (public_routes, False)):
+            for (method, path), local in (routes_ or {}).items():
+                route = Route(path, method.upper(), f"local:{method.upper()} {path}", keyed)
+                endpoints[route] = _Endpoint(route, local)
+        self._cors = cors
         self._routes = list(endpoints)
         _check_unique(self._routes)
         self._endpoints = endpoints
@@ -795,6 +815,8 @@ class LocalApi:
         if len(body) > MAX_PAYLOAD_BYTES:
             return _too_large()
         path, query = _split_target(target)
+        if method == "OPTIONS" and self._cors:
+            return _preflight()
         found = self._route(method, path)
         if found is None:
             return _missing_token()
@@ -829,6 +851,8 @@ class LocalApi:
             candidates = ["/", path]
         elif path.startswith(prefix + "/"):
             candidates = [path[len(prefix) :], path]
+        # A trailing slash is taken as without it when nothing matches it as is.
+        candidates += [c.rstrip("/") for c in candidates if len(c) > 1 and c.endswith("/")]
         for candidate in candidates:
             picked = match_route(self._routes, method, candidate)
             if picked is not None:

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlencode
 
 from journeys import clock as journeys_clock
 from journeys.local import engine
@@ -91,6 +92,10 @@ class StackPaths:
     def workflow_index(self) -> Path:
         return self.state_machines / "index.json"
 
+    @property
+    def dashboard(self) -> Path:
+        return self.root / "dashboard"
+
 
 def rate_seconds(expression: str) -> float:
     """Seconds between runs of an EventBridge `rate(...)` expression."""
@@ -132,6 +137,8 @@ def _check_free(port: int) -> None:
     if not port:
         return
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # Connections of a stack stopped a moment ago linger in TIME_WAIT: not "in use".
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError as error:
@@ -561,9 +568,15 @@ class LocalStack:
             stage=STAGE,
             port=self.api_port,
             extra_routes=self._local_routes(),
+            public_routes=dashboard_routes(self.paths.dashboard),
         )
         self._api.start()
         self.api_url = str(self._api.url)
+
+    @property
+    def dashboard_url(self) -> str:
+        """The dashboard, with the API key it stores and removes from the address bar."""
+        return f"{self.api_url}/dashboard/?key={self.api_key}"
 
     def _local_routes(self) -> dict[tuple[str, str], Any]:
         """Routes only the local stack has (they need the API key too)."""
@@ -581,6 +594,48 @@ class LocalStack:
                 workflow_id=query.get("workflow_id") or None,
                 after=after,
             )
-            return LocalResponse.json(200, {"messages": [e.as_dict() for e in entries]})
+            return LocalResponse.json(
+                200,
+                {
+                    "generated_at": journeys_clock.now().isoformat().replace("+00:00", "Z"),
+                    "messages": [e.as_dict() for e in entries],
+                },
+            )
 
         return {("GET", "/local/outbox"): outbox}
+
+
+#: Content types of the dashboard's files (no guessing from the platform's tables).
+DASHBOARD_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".json": "application/json",
+}
+
+
+def dashboard_routes(folder: Path) -> dict[tuple[str, str], Any]:
+    """The dashboard's static files at /dashboard/ (no key: the page asks the API with it).
+
+    On AWS the same files are served by any static host; here by the local API, so the
+    page and the API share an origin."""
+    from journeys.local.gateway import LocalRequest, LocalResponse
+
+    root = folder.resolve()
+
+    def serve(request: LocalRequest) -> LocalResponse:
+        if request.path == "/dashboard":
+            # Relative addresses in the page (app.js) need the file's own folder.
+            query = f"?{urlencode(request.query)}" if request.query else ""
+            return LocalResponse(302, b"", (("Location", f"/dashboard/index.html{query}"),))
+        relative = unquote(request.path_parameters.get("proxy", "")) or "index.html"
+        target = (root / relative).resolve()
+        if root not in target.parents or not target.is_file():
+            return LocalResponse.json(404, {"message": f"no file {relative!r} in the dashboard"})
+        kind = DASHBOARD_TYPES.get(target.suffix, "application/octet-stream")
+        headers = (("Content-Type", kind), ("Cache-Control", "no-cache"))
+        return LocalResponse(200, target.read_bytes(), headers)
+
+    return {("GET", "/dashboard"): serve, ("GET", "/dashboard/{proxy+}"): serve}
