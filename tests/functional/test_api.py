@@ -15,6 +15,7 @@ import boto3
 import pytest
 
 from journeys import api as journeys_api
+from journeys import aws as journeys_aws
 from journeys import contact_updates
 from journeys.messaging import sign_link
 from journeys.settings import get_settings
@@ -115,10 +116,9 @@ def queue(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[Queu
     monkeypatch.setenv("EVENTS_QUEUE_URL", url)
     monkeypatch.setenv("WORKFLOW_INDEX", str(ROOT / "state_machines" / "index.json"))
     get_settings.cache_clear()
-    clients = journeys_api.aws_client  # tests may replace it; clear the real cache
-    clients.cache_clear()
+    journeys_aws.clear_clients()
     yield Queue(client, url)
-    clients.cache_clear()
+    journeys_aws.clear_clients()
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from journeys import api as journeys_api
+from journeys import aws as journeys_aws
 from journeys import imports, router
 from journeys.exceptions import TransientError
 from journeys.settings import Settings, get_settings
@@ -159,7 +160,7 @@ def importing(
     }.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
-    journeys_api.aws_client.cache_clear()
+    journeys_aws.clear_clients()
     imports._client.cache_clear()
     sfn = boto3.client("stepfunctions", region_name=REGION)
     for workflow_id in DEPLOYED:
@@ -180,7 +181,7 @@ def importing(
         aws["buckets"]["ImportsBucket"],
         aws["tables"],
     )
-    journeys_api.aws_client.cache_clear()
+    journeys_aws.clear_clients()
     imports._client.cache_clear()
 
 

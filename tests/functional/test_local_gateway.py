@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import boto3
 import pytest
 
-from journeys import api as journeys_api
+from journeys import aws as journeys_aws
 from journeys.local.gateway import (
     MAX_PAYLOAD_BYTES,
     LocalApi,
@@ -96,7 +96,7 @@ def gateway(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[Ga
     monkeypatch.setenv("EVENTS_QUEUE_URL", queue_url)
     monkeypatch.setenv("WORKFLOW_INDEX", str(ROOT / "state_machines" / "index.json"))
     get_settings.cache_clear()
-    journeys_api.aws_client.cache_clear()
+    journeys_aws.clear_clients()
     handler = load_handler("api").handler
     events: list[dict[str, Any]] = []
     functions: list[str] = []
@@ -110,7 +110,7 @@ def gateway(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[Ga
 
     with LocalApi.from_template(load_template(), invoke, api_keys=[KEY], stage=STAGE) as api:
         yield Gateway(api, events, queue_url, functions)
-    journeys_api.aws_client.cache_clear()
+    journeys_aws.clear_clients()
 
 
 def contact(email: str = "ada@example.com") -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
-from journeys import api as journeys_api
+from journeys import aws as journeys_aws
 from journeys import stats
 from journeys.local.gateway import LocalApi
 from journeys.settings import get_settings
@@ -59,7 +59,7 @@ def api(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalA
     for name in ("http_proxy", "HTTP_PROXY", "JOURNEYS_API_URL", "JOURNEYS_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     get_settings.cache_clear()
-    journeys_api.aws_client.cache_clear()
+    journeys_aws.clear_clients()
     handler = load_handler("api").handler
 
     def invoke(function: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -67,7 +67,7 @@ def api(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalA
 
     with LocalApi.from_template(load_template(), invoke, api_keys=[KEY], stage="local") as local:
         yield local
-    journeys_api.aws_client.cache_clear()
+    journeys_aws.clear_clients()
 
 
 def remote(api: LocalApi) -> list[str]:

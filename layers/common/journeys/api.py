@@ -38,7 +38,6 @@ from pathlib import Path as FilePath
 from typing import Annotated, Any, cast
 from urllib.parse import unquote
 
-import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import (
     APIGatewayRestResolver,
@@ -69,7 +68,7 @@ from pydantic import (
     model_validator,
 )
 
-from journeys import __version__, clock, events_queue, imports, insights
+from journeys import __version__, aws, clock, events_queue, imports, insights
 from journeys.compiler.models import PATTERN_HELP, EventName
 from journeys.contact_updates import (
     CONTACT_ID_HELP,
@@ -309,10 +308,9 @@ def _error_response(
 # --- AWS clients and settings ------------------------------------------------------------
 
 
-@cache
 def aws_client(service: str, region: str) -> Any:
-    """One boto3 client per service and region, made when first needed (tests clear this)."""
-    return boto3.client(service, region_name=region)
+    """The process's client of `service` (`journeys.aws`: made once, endpoint-aware)."""
+    return aws.client(service, region)
 
 
 def runtime() -> Settings:

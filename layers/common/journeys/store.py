@@ -154,6 +154,16 @@ def bind_tables(settings: Settings) -> None:
         model._connection = None  # pynamodb caches a connection per model class
 
 
+def forget_connections() -> None:
+    """Drop every model's cached connection: the endpoint it talks to is gone (a local
+    stack stopped; the next one listens elsewhere under the same settings)."""
+    models: list[type[Model]] = [Model]
+    while models:  # every model, also those outside this module (routing markers, imports)
+        model = models.pop()
+        model._connection = None
+        models.extend(model.__subclasses__())
+
+
 def plain(value: Any) -> Any:
     """pynamodb raw maps to plain dicts and lists, recursively."""
     if isinstance(value, MapAttribute):

@@ -255,9 +255,13 @@ class LocalStack:
         )
         self._sandbox = HttpSandbox(self.root / "demo" / "http").start()
         self._set_env(self._function_environment(self.deployment))
+        from journeys import aws, store
         from journeys.settings import get_settings
 
         get_settings.cache_clear()
+        # Connections made for this stack point at its endpoint, gone now.
+        store.forget_connections()
+        aws.clear_clients()
         self.host = FunctionHost(self.deployment.functions)
         self.outbox = Outbox(
             self.deployment.functions["SendFunction"].name,
@@ -277,6 +281,7 @@ class LocalStack:
         if self._api is not None:
             self._api.stop()
             self._api = None
+        self._stop_executions()
         for worker in self._workers:
             worker.thread.join(timeout=5)
         self._workers.clear()
@@ -290,6 +295,11 @@ class LocalStack:
         if self._server is not None:
             self._server.stop()
             self._server = None
+            # moto's backends live in this process, not in the server: the next stack
+            # (another test tier, a restart) starts from nothing, as a new account would.
+            from moto.moto_api._internal.models import moto_api_backend
+
+            moto_api_backend.reset()
         if self._previous_clock is not None:
             journeys_clock.install(self._previous_clock)
             self._previous_clock = None
@@ -299,11 +309,31 @@ class LocalStack:
             else:
                 os.environ[key] = value
         self._saved_env.clear()
+        from journeys import aws, store
         from journeys.settings import get_settings
 
         get_settings.cache_clear()
+        # Connections made for this stack point at its endpoint, gone now.
+        store.forget_connections()
+        aws.clear_clients()
 
     # --- helpers for callers -----------------------------------------------------------
+
+    def _stop_executions(self) -> None:
+        """Stop every running journey: their engine threads would otherwise wait on."""
+        if self._server is None or self.deployment is None:
+            return
+        try:
+            sfn = self.client("stepfunctions")
+            for arn in self.deployment.state_machines.values():
+                pages = sfn.get_paginator("list_executions").paginate(
+                    stateMachineArn=arn, statusFilter="RUNNING"
+                )
+                for page in pages:
+                    for execution in page["executions"]:
+                        sfn.stop_execution(executionArn=execution["executionArn"])
+        except Exception:  # stopping anyway: what is left ends with the process
+            logger.warning("running executions not all stopped", exc_info=True)
 
     def client(self, service: str) -> Any:
         """A boto3 client bound to the stack's endpoint."""
