@@ -87,6 +87,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_router_calls.py
 	$(BIN)/python bench/bench_journeys.py
 	$(BIN)/python bench/bench_local_api.py
+	$(BIN)/python bench/bench_dashboard.py
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) build .aws-sam .pytest_cache .mypy_cache .ruff_cache layers/common/journeys/_deploy

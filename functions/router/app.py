@@ -15,11 +15,9 @@ per workflow, after the batch.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
-from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
@@ -29,9 +27,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from journeys import router
+from journeys.metrics import publish as publish_metrics
 from journeys.settings import get_settings
 
-NAMESPACE = "Journeys"
 WORKFLOW_ENTERED = "WorkflowEntered"
 #: Every metric this function emits (the dashboard test reads it).
 METRIC_NAMES = (WORKFLOW_ENTERED,)
@@ -39,26 +37,6 @@ METRIC_NAMES = (WORKFLOW_ENTERED,)
 logger = Logger()
 tracer = Tracer()
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-
-
-def publish_metrics(workflow_id: str | None, counts: Mapping[str, int]) -> None:
-    """One metric set for one workflow (None: the function's own, without the dimension),
-    flushed now. A set of its own per call because Powertools' `Metrics` shares one
-    dimension set per process: a second workflow would overwrite the first ("Dimension
-    'workflow' has already been added"), and the set is never cleared while
-    POWERTOOLS_METRICS_DISABLED is set (the local stack). Metrics never fail the handler."""
-    if not any(counts.values()):
-        return
-    try:
-        metric_set = EphemeralMetrics(namespace=NAMESPACE)
-        if workflow_id:
-            metric_set.add_dimension(name="workflow", value=workflow_id)
-        for name, value in counts.items():
-            if value:
-                metric_set.add_metric(name=name, unit=MetricUnit.Count, value=value)
-        metric_set.flush_metrics()
-    except Exception:
-        logger.warning("metrics not published", extra={"workflow_id": workflow_id}, exc_info=True)
 
 
 @logger.inject_lambda_context(log_event=False)

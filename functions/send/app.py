@@ -11,11 +11,9 @@ contact's messages), inside the idempotent function, so a replayed attempt count
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
-from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
@@ -24,10 +22,10 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from journeys import steps
+from journeys.metrics import publish as publish_metrics
 from journeys.settings import get_settings
 from journeys.store import bind_tables
 
-NAMESPACE = "Journeys"
 MESSAGES_SENT = "MessagesSent"
 MESSAGES_SKIPPED = "MessagesSkipped"
 #: Every metric this function emits (the dashboard test reads it).
@@ -42,26 +40,6 @@ idempotency = IdempotencyConfig(
     expires_after_seconds=7 * 86400,
 )
 persistence = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE"])
-
-
-def publish_metrics(workflow_id: str | None, counts: Mapping[str, int]) -> None:
-    """One metric set for one workflow (None: the function's own, without the dimension),
-    flushed now. A set of its own per call because Powertools' `Metrics` shares one
-    dimension set per process: a second workflow would overwrite the first ("Dimension
-    'workflow' has already been added"), and the set is never cleared while
-    POWERTOOLS_METRICS_DISABLED is set (the local stack). Metrics never fail the handler."""
-    if not any(counts.values()):
-        return
-    try:
-        metric_set = EphemeralMetrics(namespace=NAMESPACE)
-        if workflow_id:
-            metric_set.add_dimension(name="workflow", value=workflow_id)
-        for name, value in counts.items():
-            if value:
-                metric_set.add_metric(name=name, unit=MetricUnit.Count, value=value)
-        metric_set.flush_metrics()
-    except Exception:
-        logger.warning("metrics not published", extra={"workflow_id": workflow_id}, exc_info=True)
 
 
 @idempotent_function(

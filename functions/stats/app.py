@@ -15,19 +15,17 @@ continues the journey), so CloudWatch shows the same numbers as the statistics.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
-from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from journeys import stats
+from journeys.metrics import publish as publish_metrics
 from journeys.settings import get_settings
 from journeys.store import bind_tables
 
-NAMESPACE = "Journeys"
 #: The statistic an execution's end counted -> the CloudWatch metric.
 ENDING_METRICS = {
     stats.COMPLETED: "JourneyCompleted",
@@ -42,26 +40,6 @@ logger = Logger()
 tracer = Tracer()
 # The service warns when a history cannot be read or an entry has no contact.
 copy_config_to_registered_loggers(source_logger=logger, include={stats.__name__})
-
-
-def publish_metrics(workflow_id: str | None, counts: Mapping[str, int]) -> None:
-    """One metric set for one workflow (None: the function's own, without the dimension),
-    flushed now. A set of its own per call because Powertools' `Metrics` shares one
-    dimension set per process: a second workflow would overwrite the first ("Dimension
-    'workflow' has already been added"), and the set is never cleared while
-    POWERTOOLS_METRICS_DISABLED is set (the local stack). Metrics never fail the handler."""
-    if not any(counts.values()):
-        return
-    try:
-        metric_set = EphemeralMetrics(namespace=NAMESPACE)
-        if workflow_id:
-            metric_set.add_dimension(name="workflow", value=workflow_id)
-        for name, value in counts.items():
-            if value:
-                metric_set.add_metric(name=name, unit=MetricUnit.Count, value=value)
-        metric_set.flush_metrics()
-    except Exception:
-        logger.warning("metrics not published", extra={"workflow_id": workflow_id}, exc_info=True)
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -527,3 +527,27 @@ def test_inside_the_goal_race_the_journey_step_counts_not_the_watch(aws: dict[st
 def test_current_positions_refuses_an_unbounded_read() -> None:
     with pytest.raises(ValueError, match="limit must be between 1 and 1000, got 5000"):
         stats.current_positions("arn:aws:states:us-east-1:1:stateMachine:x", limit=5000)
+
+
+def test_positions_are_reused_for_their_max_age_and_read_again_after(aws: dict[str, Any]) -> None:
+    from journeys import insights
+
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    execution, token = park_on_token(
+        sfn, sqs, "journeys-test-reuse", "Checked out within 2 h?", "Thank you"
+    )
+    machine = sfn.describe_execution(executionArn=execution)["stateMachineArn"]
+    reads: list[str] = []
+    sfn.meta.events.register("before-call.sfn.ListExecutions", lambda **_: reads.append("list"))
+    # GIVEN a position read with a max age of 30 s
+    first = insights._positions(machine, sfn, 30)
+    # WHEN the journey ends and a dashboard asks again within the 30 s
+    sfn.send_task_success(taskToken=token, output="{}")
+    wait_for_end(sfn, execution)
+    again = insights._positions(machine, sfn, 30)
+    # THEN it gets the same answer without a read; without a max age it reads afresh
+    assert again == first and first.waiting == {"Checked out within 2 h?": 1}
+    assert reads == ["list"]
+    assert insights._positions(machine, sfn, 0).waiting == {}
+    assert reads == ["list", "list"]

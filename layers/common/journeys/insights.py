@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
@@ -206,6 +208,24 @@ def funnel(
     return boxes
 
 
+_positions_read: dict[str, tuple[float, stats.Positions]] = {}
+_positions_lock = threading.Lock()
+
+
+def _positions(machine: str, client: Any, max_age: float) -> stats.Positions:
+    """`stats.current_positions`, reused for `max_age` seconds by this process."""
+    if max_age > 0:
+        with _positions_lock:
+            read = _positions_read.get(machine)
+        if read is not None and time.monotonic() - read[0] < max_age:
+            return read[1]
+    where = stats.current_positions(machine, client, limit=POSITIONS_LIMIT)
+    if max_age > 0:
+        with _positions_lock:
+            _positions_read[machine] = (time.monotonic(), where)
+    return where
+
+
 def workflow_report(
     settings: Settings, workflow_id: str, *, positions: bool = True, client: Any = None
 ) -> WorkflowReport:
@@ -218,7 +238,7 @@ def workflow_report(
         client = client or aws.client("stepfunctions", settings.region)
         machine = settings.state_machine_arn_prefix + workflow_id
         try:
-            where = stats.current_positions(machine, client, limit=POSITIONS_LIMIT)
+            where = _positions(machine, client, settings.positions_max_age)
         except ClientError as error:  # not deployed under that name, or not allowed
             log.warning("running executions of %s not read: %s", machine, error)
             unreadable = f"the running executions of {machine} could not be read: {error}"

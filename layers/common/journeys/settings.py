@@ -52,6 +52,10 @@ class Settings:
     imports_table: str = ""
     imports_bucket: str = ""
     import_state_machine_arn: str = ""
+    #: How long the statistics API reuses where the running journeys are (one execution
+    #: history read each, at most 100): dashboards poll every 2 s, and Step Functions
+    #: refills GetExecutionHistory at a few requests a second. 0: read every time.
+    positions_max_age: float = 0.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -86,6 +90,7 @@ class Settings:
             imports_table=env.get("IMPORTS_TABLE", ""),
             imports_bucket=env.get("IMPORTS_BUCKET", ""),
             import_state_machine_arn=env.get("IMPORT_STATE_MACHINE_ARN", ""),
+            positions_max_age=float(env.get("POSITIONS_MAX_AGE_SECONDS") or 0),
         )
 
 

@@ -380,6 +380,8 @@ class LocalStack:
         # The layer's files on AWS (/opt/python/journeys/_deploy) are the project's here.
         environment["TEMPLATES_DIR"] = str(self.paths.message_templates)
         environment["WORKFLOW_INDEX"] = str(self.paths.workflow_index)
+        # moto has no request quotas: the dashboard shows every move as it happens.
+        environment["POSITIONS_MAX_AGE_SECONDS"] = "0"
         if self._sandbox is not None:  # webhooks and fetches stay on this machine
             environment["HTTP_SANDBOX_URL"] = self._sandbox.url
             # Ad-audience changes need a connector URL; the sandbox takes them locally.
