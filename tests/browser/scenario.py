@@ -33,10 +33,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from journeys import messaging
-from journeys.local.outbox import OutboxEntry
 from journeys.local.stack import LocalStack
-from tests.helpers.local import Journeys
+from tests.helpers.local import Journeys, ses_event
 
 #: Tuesday 24 November 2026, 10:00 in London: inside the welcome series' sending hours.
 START = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -201,14 +199,14 @@ def welcome(journeys: Journeys, name: str) -> None:
 def deliver(journeys: Journeys, contact_id: str, number: int) -> None:
     """Once the contact's `number`th email went out, SES reports it delivered."""
     email = journeys.messages(contact_id, number)[number - 1]
-    ses_event(journeys.stack, email, "Delivery")
+    ses_event(journeys, email, "Delivery")
 
 
 def open_email(journeys: Journeys, contact_id: str, number: int, click: bool = False) -> None:
     email = journeys.messages(contact_id, number)[number - 1]
-    ses_event(journeys.stack, email, "Open")
+    ses_event(journeys, email, "Open")
     if click:
-        ses_event(journeys.stack, email, "Click", CLICKED_LINK)
+        ses_event(journeys, email, "Click", CLICKED_LINK)
 
 
 def unsubscribe(journeys: Journeys, contact_id: str) -> None:
@@ -225,39 +223,6 @@ def unsubscribe(journeys: Journeys, contact_id: str) -> None:
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         assert response.status == 200, response.read()
-
-
-def ses_event(stack: LocalStack, email: OutboxEntry, kind: str, link: str = "") -> None:
-    """What SES publishes about `email` on the configuration set's SNS topic ("Delivery",
-    "Open" or "Click"), which reaches the feedback function as on AWS."""
-    assert stack.deployment is not None and email.message_id, email
-    now = _ses_time(stack.clock.now())
-    record: dict[str, Any] = {
-        "eventType": kind,
-        "mail": {
-            "timestamp": _ses_time(datetime.fromisoformat(email.at.replace("Z", "+00:00"))),
-            "messageId": email.message_id,
-            "destination": [email.to],
-            "tags": {
-                "contact_id": [messaging.encode_tag_value(email.contact_id)],
-                "workflow_id": [email.workflow_id],
-                "step_id": [email.step_id],
-            },
-        },
-    }
-    if kind == "Delivery":
-        record["delivery"] = {"timestamp": now, "recipients": [email.to]}
-    elif kind == "Open":
-        record["open"] = {"timestamp": now, "userAgent": "Mail", "ipAddress": "192.0.2.1"}
-    else:
-        record["click"] = {"timestamp": now, "link": link, "ipAddress": "192.0.2.1"}
-    stack.client("sns").publish(
-        TopicArn=stack.deployment.refs["FeedbackTopic"], Message=json.dumps(record)
-    )
-
-
-def _ses_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 # --- where the journeys are -----------------------------------------------------------------

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_welcome_series import contact_record, in_order, path_of, ses_event, skip_wait
-from tests.helpers.local import Journeys, channels
+from tests.e2e.test_welcome_series import contact_record, in_order, path_of, skip_wait
+from tests.helpers.local import Journeys, channels, ses_event
 
 pytestmark = pytest.mark.e2e
 

@@ -3,7 +3,7 @@ over ten days; who opened one gets a first-order offer, who opened none is tagge
 purchase (the goal) or an unsubscribe ends the series wherever the subscriber is.
 
 This module also holds the small helpers the other reference-workflow e2e files share
-(`skip_wait`, `ses_event`, `path_of`, `in_order`, `execution_named`, `contact_record`):
+(`skip_wait`, `path_of`, `in_order`, `execution_named`, `contact_record`):
 they belong in `tests/helpers/local.py`, which these tests may not edit.
 """
 
@@ -17,9 +17,7 @@ from typing import Any
 
 import pytest
 
-from journeys import messaging
-from journeys.local.outbox import OutboxEntry
-from tests.helpers.local import Journeys, channels
+from tests.helpers.local import Journeys, channels, ses_event
 
 pytestmark = pytest.mark.e2e
 
@@ -93,38 +91,6 @@ def skip_wait(
     remaining = (_wait_end(state, entered) - journeys.stack.clock.now()).total_seconds()
     if remaining > 0:
         journeys.stack.clock.advance(remaining)
-
-
-def _ses_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
-def ses_event(journeys: Journeys, email: OutboxEntry, kind: str, link: str = "") -> None:
-    """What SES publishes when the recipient opens ("Open") or clicks ("Click") `email`:
-    the event record, on the configuration set's SNS topic, which invokes the feedback
-    function as on AWS."""
-    assert journeys.stack.deployment is not None and email.message_id
-    now = _ses_time(journeys.stack.clock.now())
-    record: dict[str, Any] = {
-        "eventType": kind,
-        "mail": {
-            "timestamp": _ses_time(datetime.fromisoformat(email.at.replace("Z", "+00:00"))),
-            "messageId": email.message_id,
-            "destination": [email.to],
-            "tags": {
-                "contact_id": [messaging.encode_tag_value(email.contact_id)],
-                "workflow_id": [email.workflow_id],
-                "step_id": [email.step_id],
-            },
-        },
-    }
-    if kind == "Open":
-        record["open"] = {"timestamp": now, "userAgent": "Mail", "ipAddress": "192.0.2.1"}
-    else:
-        record["click"] = {"timestamp": now, "link": link, "ipAddress": "192.0.2.1"}
-    journeys.stack.client("sns").publish(
-        TopicArn=journeys.stack.deployment.refs["FeedbackTopic"], Message=json.dumps(record)
-    )
 
 
 def execution_named(

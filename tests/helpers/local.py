@@ -190,6 +190,20 @@ def named_for(name: str, workflow_id: str, contact_id: str) -> bool:
     return name.startswith(name_prefixes(workflow_id, contact_id))
 
 
+def ses_event(journeys: Journeys, email: OutboxEntry, kind: str, link: str = "") -> None:
+    """What SES publishes about `email` ("Delivery", "Open", "Click", "Bounce",
+    "Complaint") on the configuration set's SNS topic, at the journey clock's now: the
+    feedback function gets it as on AWS (the record is the demo's simulated recipients')."""
+    from journeys.local.demo import ses_record
+
+    stack = journeys.stack
+    assert stack.deployment is not None and email.message_id, email
+    record = ses_record(kind, email.as_dict(), stack.clock.now(), link=link)
+    stack.client("sns").publish(
+        TopicArn=stack.deployment.refs["FeedbackTopic"], Message=json.dumps(record)
+    )
+
+
 def channels(entries: Iterable[OutboxEntry]) -> list[str]:
     return [entry.channel for entry in entries]
 
