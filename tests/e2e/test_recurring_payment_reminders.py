@@ -9,13 +9,20 @@ the stack's hourly sweep schedule catch up hour by hour.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from tests.helpers.local import Journeys, after, channels, contact_record, name_prefixes
+from tests.helpers.local import (
+    Journeys,
+    after,
+    channels,
+    contact_record,
+    entered,
+    first_run,
+    runs,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -47,51 +54,13 @@ def borrower(name: str, **attributes: Any) -> dict[str, Any]:
     }
 
 
-def runs(journeys: Journeys, contact_id: str) -> list[dict[str, Any]]:
-    """The contact's executions of the workflow, oldest first, repeats included.
-
-    `Journeys.executions` cannot find them: the router hashes names longer than its
-    limit, cutting the workflow to 24 characters (this workflow's id has 27, see
-    `name_prefixes`), and moto lists 100 executions a page, newest journey time first,
-    while these scenarios stand before the harness's workday morning."""
-    arn = journeys.stack.state_machine_arn(WORKFLOW)
-    prefixes = name_prefixes(WORKFLOW, contact_id)
-    found = [
-        execution
-        for page in journeys.sfn.get_paginator("list_executions").paginate(stateMachineArn=arn)
-        for execution in page["executions"]
-        if execution["name"].startswith(prefixes)
-    ]
-    mine = [
-        execution
-        for execution in found
-        if json.loads(
-            journeys.sfn.describe_execution(executionArn=execution["executionArn"])["input"]
-        )["contact_id"]
-        == contact_id
-    ]
-    return sorted(mine, key=lambda execution: execution["startDate"])
-
-
-def first_run(journeys: Journeys, contact_id: str) -> dict[str, Any]:
-    """The contact's first execution of the workflow, once it exists."""
-    found: list[dict[str, Any]] = journeys.until(
-        lambda: runs(journeys, contact_id), 20, f"{contact_id} never entered {WORKFLOW}"
-    )
-    return found[0]
-
-
-def entered(journeys: Journeys, execution: dict[str, Any], label: str) -> None:
-    journeys.until(lambda: label in journeys.path(execution), 10, f"never entered {label!r}")
-
-
 def test_an_unpaid_installment_is_reminded_10_days_then_5_days_before_it_is_due(
     journeys: Journeys,
 ) -> None:
     # GIVEN a borrower whose due date billing has just set (the attribute change enters her)
     journeys.at(TEN_DAYS_BEFORE, speed=SETTING_UP)
     paula = journeys.contact("paula", **borrower("Paula"))
-    paula_execution = first_run(journeys, paula)
+    paula_execution = first_run(journeys, WORKFLOW, paula)
     # WHEN 10:00 comes, 10 days before the due date, and she has not paid
     first = journeys.messages(paula, 1)[0]
     # THEN she gets the first reminder by email, with her amount, loan and due date
@@ -142,7 +111,7 @@ def test_an_installment_paid_early_moves_the_due_date_and_the_next_cycle_begins(
     journeys.at(TEN_DAYS_BEFORE, speed=SETTING_UP)
     pedro = journeys.contact("pedro", **borrower("Pedro", installment_status="paid"))
     journeys.event(pedro, "loan_paid", amount="£120.00")
-    first_cycle = first_run(journeys, pedro)
+    first_cycle = first_run(journeys, WORKFLOW, pedro)
     # WHEN 10:00 comes, 10 days before the due date
     # THEN nothing is sent: the due date moves one month, the next installment is due, and
     # the journey continues as a fresh execution for the next cycle
@@ -158,14 +127,14 @@ def test_an_installment_paid_early_moves_the_due_date_and_the_next_cycle_begins(
     attributes = contact_record(journeys, pedro)["attributes"]
     assert (attributes["due_date"][:10], attributes["installment_status"]) == ("2026-12-14", "due")
     next_cycle = journeys.until(
-        lambda: [e for e in runs(journeys, pedro) if e["name"].endswith("-r1")],
+        lambda: [e for e in runs(journeys, WORKFLOW, pedro) if e["name"].endswith("-r1")],
         10,
         "the next cycle never started",
     )[0]
     entered(journeys, next_cycle, "Wait until 10 days before due")
     # The repeat is the only new journey: the due-date change it made does not enter him
     # again (re-entry after 20 days), so he is not reminded twice next month
-    assert len(runs(journeys, pedro)) == 2
+    assert len(runs(journeys, WORKFLOW, pedro)) == 2
     assert journeys.sent(pedro) == []
 
 
@@ -176,8 +145,8 @@ def test_paying_after_the_first_reminder_skips_the_final_one_and_closing_the_loa
     journeys.at(TEN_DAYS_BEFORE, speed=SETTING_UP)
     quinn = journeys.contact("quinn", **borrower("Quinn"))
     rita = journeys.contact("rita", **borrower("Rita"))
-    quinn_execution = first_run(journeys, quinn)
-    rita_execution = first_run(journeys, rita)
+    quinn_execution = first_run(journeys, WORKFLOW, quinn)
+    rita_execution = first_run(journeys, WORKFLOW, rita)
     for contact, execution in ((quinn, quinn_execution), (rita, rita_execution)):
         journeys.messages(contact, 1)
         entered(journeys, execution, "Wait until 5 days before due")
@@ -226,7 +195,7 @@ def test_a_borrower_who_left_marketing_email_still_gets_the_service_reminder(
     body = borrower("Ursula")
     body["channels"]["email"]["status"] = "unsubscribed"
     ursula = journeys.contact("ursula", **body)
-    ursula_execution = first_run(journeys, ursula)
+    ursula_execution = first_run(journeys, WORKFLOW, ursula)
     # WHEN 10:00 comes, 10 days before the due date
     entered(journeys, ursula_execution, "Wait until 5 days before due")
     # THEN the payment reminder still reaches her mailbox

@@ -294,7 +294,9 @@ class TimelineJourney(BaseModel):
     workflow_name: str
     entry_id: str
     execution_arn: str | None = None
-    console_url: str | None = Field(None, description="The execution in the AWS console.")
+    console_url: str | None = Field(
+        None, description="The execution in the AWS console (None on the local stack)."
+    )
     status: str = Field(description="running, completed, goal_reached, exited, failed, ...")
     entered_at: str
     ended_at: str | None = None
@@ -440,7 +442,9 @@ def contact_timeline(settings: Settings, contact_id: str, client: Any = None) ->
                 ),
                 entry_id=entry.entry_id,
                 execution_arn=entry.execution_arn,
-                console_url=console_url(entry.execution_arn) if entry.execution_arn else None,
+                console_url=console_url(entry.execution_arn)
+                if entry.execution_arn and not settings.aws_endpoint_url
+                else None,
                 status=_status(entry, history),
                 entered_at=entry.entered_at,
                 ended_at=entry.ended_at,

@@ -56,6 +56,9 @@ class Settings:
     #: history read each, at most 100): dashboards poll every 2 s, and Step Functions
     #: refills GetExecutionHistory at a few requests a second. 0: read every time.
     positions_max_age: float = 0.0
+    #: Where every AWS request goes instead of AWS (the local stack's moto); executions
+    #: there have no page in the AWS console.
+    aws_endpoint_url: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -91,6 +94,7 @@ class Settings:
             imports_bucket=env.get("IMPORTS_BUCKET", ""),
             import_state_machine_arn=env.get("IMPORT_STATE_MACHINE_ARN", ""),
             positions_max_age=float(env.get("POSITIONS_MAX_AGE_SECONDS") or 0),
+            aws_endpoint_url=env.get("AWS_ENDPOINT_URL", ""),
         )
 
 
